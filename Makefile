@@ -1,0 +1,125 @@
+# fastier.platform — every entry point a user or CI needs.
+#
+#   make demo        the main job against the embedded local AWS (installs what it needs)
+#   make test        unit, contract and integration tests, then the molecule scenarios
+#   make lint        ansible-lint (production), ansible-test sanity, ruff
+#   make local-up    start the local AWS endpoint and its PostgreSQL clusters
+#   make local-down  stop exactly what local-up started
+#
+# Nothing here calls Ansible Galaxy: the `ansible` package from PyPI carries
+# amazon.aws, community.aws and community.postgresql.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+COLLECTIONS := .collections
+COLLECTION_DIR := $(COLLECTIONS)/ansible_collections/fastier/platform
+VERSION := $(shell sed -n 's/^version: *//p' galaxy.yml)
+ARTIFACT := build/fastier-platform-$(VERSION).tar.gz
+COLLECTION_SRC := galaxy.yml README.md requirements.txt $(shell find meta plugins roles playbooks docs inventories changelogs -type f 2>/dev/null)
+
+export LOCAL_AWS_PORT ?= 5000
+export LOCAL_AWS_STATE_DIR ?= $(CURDIR)/.local
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+# The test stack gets its own ports and state so it never touches a running demo.
+TEST_ENV := LOCAL_AWS_PORT=$${LOCAL_AWS_TEST_PORT:-5100} LOCAL_PG_LEGACY_PORT=$${LOCAL_PG_LEGACY_TEST_PORT:-15532} \
+            LOCAL_PG_RDS_PORT=$${LOCAL_PG_RDS_TEST_PORT:-15533} LOCAL_AWS_STATE_DIR=$(CURDIR)/.local/test LOCAL_EB_DELAY_S=0.5
+
+.PHONY: help
+help:
+	@sed -n 's/^#   //p' $(MAKEFILE_LIST)
+
+# --- setup ---------------------------------------------------------------------
+# Re-created when missing or older than the dependency files (stale).
+$(BIN)/.stamp: requirements.txt requirements-dev.txt constraints.txt
+	@echo "setup: creating $(VENV) with $(PYTHON) ($$($(PYTHON) --version))"
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required")'
+	@rm -rf $(VENV)
+	@$(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+	@touch $@
+	@echo "setup: $(VENV) ready (ansible $$($(BIN)/python -c 'import ansible_collections, importlib.metadata as m; print(m.version("ansible"))'))"
+
+.PHONY: venv
+venv: $(BIN)/.stamp
+
+# PostgreSQL server binaries (Debian's packages) for the local clusters.
+.PHONY: postgres
+postgres:
+	@tools/ensure-postgres.sh
+
+# Build the collection artifact and install it where ansible.cfg looks, the
+# way a user installs it (no Galaxy: dependencies come with `ansible`).
+$(COLLECTION_DIR)/MANIFEST.json: $(BIN)/.stamp $(COLLECTION_SRC)
+	@mkdir -p build
+	@$(BIN)/ansible-galaxy collection build --force --output-path build . >/dev/null
+	@$(BIN)/ansible-galaxy collection install --offline --force --no-deps -p $(COLLECTIONS) $(ARTIFACT) >/dev/null
+	@echo "setup: fastier.platform $(VERSION) installed in $(COLLECTIONS)"
+
+.PHONY: collection
+collection: $(COLLECTION_DIR)/MANIFEST.json
+
+# --- local AWS -------------------------------------------------------------------
+.PHONY: local-up local-down local-status
+local-up: venv postgres
+	@$(BIN)/python -m local_aws up
+
+local-down: venv
+	@$(BIN)/python -m local_aws down
+
+local-status: venv
+	@$(BIN)/python -m local_aws status
+
+# --- the main job ------------------------------------------------------------------
+.PHONY: demo
+demo: collection postgres
+	@$(BIN)/python -m local_aws run -- tools/demo.sh
+
+# --- tests -------------------------------------------------------------------------
+.PHONY: test test-stack
+test: collection postgres
+	@env $(TEST_ENV) $(BIN)/python -m local_aws run -- $(MAKE) --no-print-directory test-stack
+
+# Runs inside `local_aws run`: the endpoint and clusters are up, and their
+# address is in the environment (LOCAL_AWS_ENDPOINT, ...).
+test-stack:
+	@$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@tools/molecule-all.sh
+
+# --- lint ---------------------------------------------------------------------------
+.PHONY: lint ruff ansible-lint sanity
+lint: ruff ansible-lint sanity
+
+ruff: venv
+	@$(BIN)/ruff check .
+	@$(BIN)/ruff format --check local_aws tests tools bench 2>/dev/null || { echo "ruff format: run 'make format'"; exit 1; }
+
+ansible-lint: collection
+	@$(BIN)/ansible-lint --offline
+
+# ansible-test runs on the installed artifact (what users get); it needs the
+# collection at ansible_collections/<ns>/<name> and, offline, a pip bootstrap.
+sanity: collection
+	@tools/offline-get-pip.sh
+	@cd $(COLLECTION_DIR) && ansible-test sanity --venv --python 3.11 --color no $(SANITY_ARGS)
+
+.PHONY: format
+format: venv
+	@$(BIN)/ruff format local_aws tests tools bench
+	@$(BIN)/ruff check --fix .
+
+.PHONY: constraints
+constraints: venv
+	@$(BIN)/python -m pip freeze --exclude-editable | sort > constraints.txt
+
+.PHONY: clean
+clean:
+	-@$(BIN)/python -m local_aws down 2>/dev/null
+	rm -rf build $(COLLECTIONS) .pytest_cache .ruff_cache

@@ -1,0 +1,209 @@
+"""``python -m local_aws``: start, stop and inspect the local AWS stack.
+
+  up       start the PostgreSQL clusters and the endpoint, return once it answers
+  down     stop exactly what ``up`` started (recorded in <state>/state.json)
+  status   show what runs
+  env      print shell ``export`` lines for clients of the endpoint
+  run      up, run a command with the client environment, down (always)
+  serve    run the endpoint in the foreground (what ``up`` starts)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from .postgres import PostgresError, clusters_for
+from .settings import ACCESS_KEY, DEFAULT_REGION, SECRET_KEY, Settings
+
+
+def say(message: str) -> None:
+    print(f"local-aws: {message}", flush=True)
+
+
+def client_env(settings: Settings) -> dict[str, str]:
+    """Environment a client of this stack needs (no real credentials)."""
+    return {
+        "LOCAL_AWS_ENDPOINT": settings.endpoint,
+        "LOCAL_AWS_STATE_DIR": str(settings.state_dir),
+        "LOCAL_AWS_PORT": str(settings.port),
+        "LOCAL_PG_LEGACY_PORT": str(settings.legacy_pg_port),
+        "LOCAL_PG_RDS_PORT": str(settings.rds_pg_port),
+        "LOCAL_EB_DELAY_S": str(settings.eb_delay_s),
+        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+        "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", DEFAULT_REGION),
+    }
+
+
+def endpoint_answers(settings: Settings, timeout: float = 1.0) -> dict[str, Any] | None:
+    try:
+        with urllib.request.urlopen(f"{settings.endpoint}/_local/health", timeout=timeout) as resp:  # noqa: S310 - loopback http
+            return json.loads(resp.read())
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _is_our_server(pid: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"local_aws" in cmdline and b"serve" in cmdline
+
+
+def start_stack(settings: Settings, wait_s: float = 60.0) -> dict[str, Any]:
+    """Start what is not running yet; record what we started. Idempotent."""
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    state = settings.load_state()
+    started_clusters: list[str] = list(state.get("started_clusters", []))
+    clusters = clusters_for(settings.pg_dir, settings.legacy_pg_port, settings.rds_pg_port)
+    for name, cluster in clusters.items():
+        if cluster.is_initialized() and not cluster.is_running():
+            cluster.set_port(cluster.port)
+        if cluster.start():
+            say(f"PostgreSQL '{name}' started on 127.0.0.1:{cluster.port}")
+            if name not in started_clusters:
+                started_clusters.append(name)
+        else:
+            say(f"PostgreSQL '{name}' already running on 127.0.0.1:{cluster.port}")
+
+    pid = int(settings.pid_file.read_text()) if settings.pid_file.exists() else None
+    if pid and _pid_alive(pid) and _is_our_server(pid) and endpoint_answers(settings):
+        say(f"endpoint already running at {settings.endpoint} (pid {pid})")
+    else:
+        if endpoint_answers(settings):
+            raise SystemExit(f"something else answers on {settings.endpoint}; set LOCAL_AWS_PORT to a free port")
+        log = settings.log_file.open("ab")
+        env = {**os.environ, **client_env(settings), "PYTHONUNBUFFERED": "1"}
+        project_root = str(Path(__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [project_root, env.get("PYTHONPATH")]))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "local_aws", "serve"],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True, env=env, cwd=project_root,
+        )
+        settings.pid_file.write_text(str(proc.pid))
+        deadline = time.monotonic() + wait_s
+        while not endpoint_answers(settings):
+            if proc.poll() is not None:
+                raise SystemExit(f"the endpoint exited with {proc.returncode}; last lines of {settings.log_file}:\n{_tail(settings.log_file)}")
+            if time.monotonic() > deadline:
+                proc.terminate()
+                raise SystemExit(f"the endpoint did not answer within {wait_s:.0f}s; see {settings.log_file}:\n{_tail(settings.log_file)}")
+            time.sleep(0.1)
+        pid = proc.pid
+        say(f"endpoint answering at {settings.endpoint} (pid {pid})")
+    state = {
+        "server_pid": pid,
+        "started_clusters": started_clusters,
+        "clusters": {name: c.to_json() for name, c in clusters.items()},
+    }
+    settings.save(state)
+    return settings.load_state()
+
+
+def stop_stack(settings: Settings) -> None:
+    state = settings.load_state()
+    pid = state.get("server_pid")
+    if not pid and settings.pid_file.exists():
+        pid = int(settings.pid_file.read_text())
+    if pid and _pid_alive(pid) and _is_our_server(pid):
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        while _pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+        say(f"endpoint stopped (pid {pid})")
+    elif pid:
+        say(f"endpoint pid {pid} is not running")
+    settings.pid_file.unlink(missing_ok=True)
+    clusters = clusters_for(settings.pg_dir, settings.legacy_pg_port, settings.rds_pg_port)
+    for name in state.get("started_clusters", []):
+        cluster = clusters.get(name)
+        if cluster and cluster.stop():
+            say(f"PostgreSQL '{name}' stopped")
+    if state:
+        state.update({"server_pid": None, "started_clusters": []})
+        settings.save({k: v for k, v in state.items() if k not in settings.to_json()})
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def cmd_status(settings: Settings) -> int:
+    health = endpoint_answers(settings)
+    clusters = clusters_for(settings.pg_dir, settings.legacy_pg_port, settings.rds_pg_port)
+    print(f"endpoint {settings.endpoint}: {'answering' if health else 'down'}")
+    for name, cluster in clusters.items():
+        print(f"postgres {name} 127.0.0.1:{cluster.port}: {'running' if cluster.is_running() else 'stopped'}")
+    return 0 if health else 3
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local_aws", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up")
+    sub.add_parser("down")
+    sub.add_parser("status")
+    sub.add_parser("env")
+    sub.add_parser("serve")
+    run = sub.add_parser("run")
+    run.add_argument("cmd", nargs=argparse.REMAINDER, help="command to run (after --)")
+    args = parser.parse_args(argv)
+    settings = Settings.from_env()
+
+    try:
+        if args.command == "serve":
+            from .server import serve
+
+            return serve(settings)
+        if args.command == "up":
+            start_stack(settings)
+            return 0
+        if args.command == "down":
+            stop_stack(settings)
+            return 0
+        if args.command == "status":
+            return cmd_status(settings)
+        if args.command == "env":
+            for key, value in client_env(settings).items():
+                print(f"export {key}={value}")
+            return 0
+        if args.command == "run":
+            cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+            if not cmd:
+                parser.error("run needs a command after --")
+            try:
+                start_stack(settings)
+                return subprocess.call(cmd, env={**os.environ, **client_env(settings)})
+            finally:
+                stop_stack(settings)
+    except PostgresError as exc:
+        print(f"local-aws: {exc}", file=sys.stderr)
+        return 2
+    return 0
