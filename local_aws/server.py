@@ -6,6 +6,9 @@ imported and installed before the first request:
 * ``local_aws.eb.install(settings)``  - Elastic Beanstalk backend;
 * ``local_aws.rds.install(settings)`` - RDS instances backed by PostgreSQL.
 
+An extension may also define ``shutdown()``; it is called once when the server
+stops (SIGTERM from ``local_aws down``), to stop what the extension started.
+
 An extension that fails to install stops the server with the reason: a
 half-working endpoint would make every later failure confusing.
 """
@@ -34,13 +37,28 @@ def _health(_body: Any) -> tuple[int, Any]:
     return 200, {"ok": True, **_started}
 
 
+_modules: list[Any] = []
+
+
 def install_extensions(settings: Settings) -> list[str]:
     installed = []
     for name in EXTENSIONS:
         module = importlib.import_module(name)
         module.install(settings)
+        _modules.append(module)
         installed.append(name)
     return installed
+
+
+def shutdown_extensions() -> None:
+    for module in reversed(_modules):
+        hook = getattr(module, "shutdown", None)
+        if hook is None:
+            continue
+        try:
+            hook()
+        except Exception:  # keep stopping the others
+            log.exception("shutdown of %s failed", module.__name__)
 
 
 def build_app(settings: Settings) -> Any:
@@ -75,6 +93,9 @@ def serve(settings: Settings) -> int:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     log.info("local AWS listening on %s (%s)", settings.endpoint, json.dumps(_started.get("extensions")))
-    server.serve_forever()
+    try:
+        server.serve_forever()
+    finally:
+        shutdown_extensions()
     log.info("stopped")
     return 0
