@@ -104,11 +104,10 @@ ruff: venv
 ansible-lint: collection
 	@$(BIN)/ansible-lint --offline
 
-# ansible-test runs on the installed artifact (what users get); it needs the
-# collection at ansible_collections/<ns>/<name> and, offline, a pip bootstrap.
+# ansible-test runs on the built artifact (what users get), installed outside
+# this work tree; offline, it needs our pip bootstrap (see tools/sanity.sh).
 sanity: collection
-	@tools/offline-get-pip.sh
-	@cd $(COLLECTION_DIR) && ansible-test sanity --venv --python 3.11 --color no $(SANITY_ARGS)
+	@tools/sanity.sh $(ARTIFACT) $(SANITY_ARGS)
 
 .PHONY: format
 format: venv

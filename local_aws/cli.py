@@ -1,11 +1,11 @@
 """``python -m local_aws``: start, stop and inspect the local AWS stack.
 
-  up       start the PostgreSQL clusters and the endpoint, return once it answers
-  down     stop exactly what ``up`` started (recorded in <state>/state.json)
-  status   show what runs
-  env      print shell ``export`` lines for clients of the endpoint
-  run      up, run a command with the client environment, down (always)
-  serve    run the endpoint in the foreground (what ``up`` starts)
+up       start the PostgreSQL clusters and the endpoint, return once it answers
+down     stop exactly what ``up`` started (recorded in <state>/state.json)
+status   show what runs
+env      print shell ``export`` lines for clients of the endpoint
+run      up, run a command with the client environment, down (always)
+serve    run the endpoint in the foreground (what ``up`` starts)
 """
 
 from __future__ import annotations
@@ -99,8 +99,12 @@ def start_stack(settings: Settings, wait_s: float = 60.0) -> dict[str, Any]:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [project_root, env.get("PYTHONPATH")]))
         proc = subprocess.Popen(
             [sys.executable, "-m", "local_aws", "serve"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, env=env, cwd=project_root,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=env,
+            cwd=project_root,
         )
         settings.pid_file.write_text(str(proc.pid))
         deadline = time.monotonic() + wait_s

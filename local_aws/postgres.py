@@ -149,12 +149,16 @@ class Cluster:
             self._run(
                 [
                     "initdb",
-                    "-D", str(self.data_dir),
-                    "-U", SUPERUSER,
-                    "--pwfile", str(pwfile),
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    SUPERUSER,
+                    "--pwfile",
+                    str(pwfile),
                     "--auth-local=trust",
                     "--auth-host=scram-sha-256",
-                    "-E", "UTF8",
+                    "-E",
+                    "UTF8",
                     "--locale=C.UTF-8",
                 ],
                 timeout=300,
@@ -213,8 +217,7 @@ class Cluster:
             return False
         if not port_is_free(self.port):
             raise PostgresError(
-                f"port {self.port} for PostgreSQL cluster '{self.name}' is taken by another program; "
-                f"set LOCAL_PG_{self.name.upper()}_PORT to a free port"
+                f"port {self.port} for PostgreSQL cluster '{self.name}' is taken by another program; set LOCAL_PG_{self.name.upper()}_PORT to a free port"
             )
         self.log_file.touch()
         self._chown(self.log_file)

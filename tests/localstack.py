@@ -52,7 +52,7 @@ class LocalStack:
     def control(self, method: str, path: str, body: dict | None = None) -> tuple[int, Any]:
         """Call the control interface (``/_local/...``); returns (status, json)."""
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(f"{self.endpoint}{path}", data=data, method=method, headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(f"{self.endpoint}{path}", data=data, method=method, headers={"Content-Type": "application/json"})  # noqa: S310
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - loopback
                 return resp.status, json.loads(resp.read() or b"null")
