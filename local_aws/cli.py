@@ -207,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
                 return subprocess.call(cmd, env={**os.environ, **client_env(settings)})
             finally:
                 stop_stack(settings)
+                say("everything this run started is stopped")
     except PostgresError as exc:
         print(f"local-aws: {exc}", file=sys.stderr)
         return 2
