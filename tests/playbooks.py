@@ -68,6 +68,7 @@ def run_playbook(
     env: dict[str, str],
     playbook: str | Path,
     extra_vars: dict[str, Any] | None = None,
+    *,
     inventory: str = "inventories/local",
     check: bool = False,
     diff: bool = False,
