@@ -1,2 +1,52 @@
-def install(settings):  # placeholder until the backend lands (same commit series)
+"""A real Elastic Beanstalk backend for the local AWS endpoint.
+
+moto's own Elastic Beanstalk is a stub (applications and bare environments).
+:func:`install` replaces it in-process, before the first request:
+
+* moto's server builds the Elastic Beanstalk app from
+  ``moto.elasticbeanstalk.urls.url_paths``; we point its handler at
+  :class:`~.responses.LocalEBResponse` (a subclass of moto's ``EBResponse``),
+  whose methods answer the actions with our backend;
+* moto's dispatch maps ``Action=CreateApplicationVersion`` to the method
+  ``create_application_version`` (``camelcase_to_underscores``); install checks
+  that every action we claim resolves to a method of ours;
+* the backend is our own ``BackendDict`` (one backend per account and
+  region), so moto's stub backend is never used.
+
+See ``docs/local-aws-elasticbeanstalk.md`` for what is modelled and how it
+differs from AWS.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+from moto.core.utils import camelcase_to_underscores
+
+from .runtime import RUNTIME
+
+__all__ = ["install", "shutdown"]
+
+
+def install(settings: Any) -> None:
+    """Replace moto's Elastic Beanstalk with ours; ``settings.eb_delay_s`` paces transitions."""
+    import moto.elasticbeanstalk.urls as eb_urls
+
+    from . import control  # noqa: F401 - registers the /_local/eb/ routes
+    from .responses import ACTIONS, LocalEBResponse
+
+    RUNTIME.delay_s = float(getattr(settings, "eb_delay_s", RUNTIME.delay_s))
+    missing = [a for a in ACTIONS if not callable(getattr(LocalEBResponse, camelcase_to_underscores(a), None))]
+    if missing:
+        raise RuntimeError(f"local_aws.eb: no handler for {missing}")
+    for path in list(eb_urls.url_paths):
+        eb_urls.url_paths[path] = LocalEBResponse.dispatch
+    # Codes such as ConfigurationValidationException are not error shapes of the
+    # botocore model; moto warns about each. They are the codes AWS sends.
+    warnings.filterwarnings("ignore", message=r"Exception\(.*\) with code .* does not match an error shape")
+
+
+def shutdown() -> None:
+    """Nothing runs in the background: there is nothing to stop."""
     return None
