@@ -47,11 +47,15 @@ log = logging.getLogger("local_aws.rds")
 ADMIN_ROLE = "rdsadmin"
 RDS_ROLES = ("rds_superuser", "rds_replication")
 # Bump when the template's content changes: existing templates are rebuilt.
-TEMPLATE_LAYOUT = "rds-template-1"
+TEMPLATE_LAYOUT = "rds-template-2"
 TEMPLATE_CONF = {
     # TCP on loopback only; no Unix socket (see the module docstring).
     "unix_socket_directories": "''",
     "ssl": "on",
+    # A commit RDS acknowledged survives a crash of the server (the kill
+    # control route): with synchronous_commit off the last ones would vanish.
+    # fsync stays off: the OS keeps what a killed process wrote.
+    "synchronous_commit": "on",
 }
 _BOOTSTRAP_ROLE = "local_aws_bootstrap"
 
