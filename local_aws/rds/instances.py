@@ -47,7 +47,7 @@ log = logging.getLogger("local_aws.rds")
 ADMIN_ROLE = "rdsadmin"
 RDS_ROLES = ("rds_superuser", "rds_replication")
 # Bump when the template's content changes: existing templates are rebuilt.
-TEMPLATE_LAYOUT = "rds-template-2"
+TEMPLATE_LAYOUT = "rds-template-3"
 TEMPLATE_CONF = {
     # TCP on loopback only; no Unix socket (see the module docstring).
     "unix_socket_directories": "''",
@@ -56,6 +56,9 @@ TEMPLATE_CONF = {
     # control route): with synchronous_commit off the last ones would vanish.
     # fsync stays off: the OS keeps what a killed process wrote.
     "synchronous_commit": "on",
+    # A failing ALTER ROLE ... PASSWORD must not leave its text (the
+    # password) in postgresql.log; the error itself is still logged.
+    "log_min_error_statement": "panic",
 }
 _BOOTSTRAP_ROLE = "local_aws_bootstrap"
 
