@@ -262,7 +262,7 @@ class EBBackend(BaseBackend, TaggableResourcesMixin):
                     t, f"Failed to process application version {version.label}: {reason}.", version.application_name, "ERROR", version_label=version.label
                 )
 
-        self.scheduler.at(RUNTIME.after(at, 0.25), version.arn, "processing", processing)
+        self.scheduler.at(at, version.arn, "processing", processing)  # right after the create response
         self.scheduler.at(RUNTIME.after(at, 1.0), version.arn, "processed", processed)
 
     def describe_application_versions(self, app_name: str | None, labels: list[str]) -> list[ApplicationVersion]:
@@ -503,8 +503,8 @@ class EBBackend(BaseBackend, TaggableResourcesMixin):
         if env is not None:
             described.extend(custom_options(env))
         if wanted:
-            keys = {(w.get("Namespace"), w.get("OptionName")) for w in wanted}
-            described = [d for d in described if (d["Namespace"], d["Name"]) in keys]
+            described = [d for d in described if {"Namespace": d["Namespace"], "OptionName": d["Name"]} in wanted]
+            described.extend(templated_options(wanted, described))
         out: dict[str, Any] = {"Options": described}
         if stack:
             out.update(SolutionStackName=stack, PlatformArn=platforms.platform_arn(stack, self.region_name))
@@ -621,6 +621,18 @@ def custom_options(env: Environment) -> list[dict[str, Any]]:
         for ns, name in sorted(env.settings)
         if ns in options.FREE_FORM
     ]
+
+
+def templated_options(wanted: list[dict[str, str]], already: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Options asked for in concrete namespaces of templates (aws:elbv2:listener:443...)."""
+    seen = {(d["Namespace"], d["Name"]) for d in already}
+    out = []
+    for item in wanted:
+        namespace, name = item.get("Namespace", ""), item.get("OptionName", "")
+        spec = (options.specs_for(namespace) or {}).get(name)
+        if spec and (namespace, name) not in seen:
+            out.append(spec.describe())
+    return out
 
 
 def health_report(env: Environment, attributes: list[str], now: datetime) -> dict[str, Any]:

@@ -229,7 +229,7 @@ class Lifecycle:
             self.say(env, t, "Environment update completed successfully.")
             self._finish(env, t)
 
-        self.later(env, at, 0.5, "tags", done)
+        self.later(env, at, 1.0, "tags", done)
 
     # -- SwapEnvironmentCNAMEs ------------------------------------------------------------------------
     def swap(self, source: Environment, destination: Environment, at: datetime) -> None:

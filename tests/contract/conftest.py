@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -10,6 +11,17 @@ import pytest
 
 from tests.contract.ebkit import FAST, STACK, zip_bytes
 from tests.localstack import LocalStack
+
+# Transition time of the contract tests: semantics do not depend on it, the
+# suite's duration does. Set through the control route, restored afterwards.
+CONTRACT_DELAY_S = 0.25
+
+
+@pytest.fixture(scope="package", autouse=True)
+def fast_transitions(stack: LocalStack) -> Iterator[None]:
+    stack.control("POST", "/_local/eb/settings", {"delay_s": min(CONTRACT_DELAY_S, stack.settings.eb_delay_s)})
+    yield
+    stack.control("POST", "/_local/eb/settings", {"delay_s": stack.settings.eb_delay_s})
 
 
 @pytest.fixture(scope="session")
@@ -43,10 +55,8 @@ def app(eb: Any, unique: str) -> Iterator[str]:
     name = f"app-{unique}"
     eb.create_application(ApplicationName=name, Description="contract tests")
     yield name
-    try:
+    with contextlib.suppress(eb.exceptions.ClientError):  # the test may have deleted it
         eb.delete_application(ApplicationName=name, TerminateEnvByForce=True)
-    except eb.exceptions.ClientError:
-        pass  # the test deleted it
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 STACK = "64bit Amazon Linux 2023 v4.6.0 running Python 3.11"
-FAST = {"Delay": 0.1, "MaxAttempts": 150}  # botocore waiters, at local speed
+FAST = {"Delay": 0.05, "MaxAttempts": 300}  # botocore waiters, at local speed
 ENHANCED = {"Namespace": "aws:elasticbeanstalk:healthreporting:system", "OptionName": "SystemType", "Value": "enhanced"}
 
 
