@@ -29,7 +29,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 # The test stack gets its own ports and state so it never touches a running demo.
 TEST_ENV := LOCAL_AWS_PORT=$${LOCAL_AWS_TEST_PORT:-5100} LOCAL_PG_LEGACY_PORT=$${LOCAL_PG_LEGACY_TEST_PORT:-15532} \
-            LOCAL_PG_RDS_PORT=$${LOCAL_PG_RDS_TEST_PORT:-15533} LOCAL_AWS_STATE_DIR=$(CURDIR)/.local/test LOCAL_EB_DELAY_S=0.5
+            LOCAL_AWS_STATE_DIR=$(CURDIR)/.local/test LOCAL_EB_DELAY_S=0.5
 
 .PHONY: help
 help:

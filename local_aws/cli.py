@@ -37,7 +37,6 @@ def client_env(settings: Settings) -> dict[str, str]:
         "LOCAL_AWS_STATE_DIR": str(settings.state_dir),
         "LOCAL_AWS_PORT": str(settings.port),
         "LOCAL_PG_LEGACY_PORT": str(settings.legacy_pg_port),
-        "LOCAL_PG_RDS_PORT": str(settings.rds_pg_port),
         "LOCAL_EB_DELAY_S": str(settings.eb_delay_s),
         "AWS_ACCESS_KEY_ID": ACCESS_KEY,
         "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
@@ -54,6 +53,14 @@ def endpoint_answers(settings: Settings, timeout: float = 1.0) -> dict[str, Any]
 
 
 def _pid_alive(pid: int) -> bool:
+    # When we started the endpoint ourselves (pytest's fixture, `run`), a dead
+    # one is our zombie until reaped: reap it, or kill(pid, 0) says "alive".
+    try:
+        reaped, _ = os.waitpid(pid, os.WNOHANG)
+        if reaped == pid:
+            return False
+    except ChildProcessError:
+        pass
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -76,17 +83,37 @@ def start_stack(settings: Settings, wait_s: float = 60.0) -> dict[str, Any]:
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     state = settings.load_state()
     started_clusters: list[str] = list(state.get("started_clusters", []))
-    clusters = clusters_for(settings.pg_dir, settings.legacy_pg_port, settings.rds_pg_port)
-    for name, cluster in clusters.items():
-        if cluster.is_initialized() and not cluster.is_running():
-            cluster.set_port(cluster.port)
-        if cluster.start():
-            say(f"PostgreSQL '{name}' started on 127.0.0.1:{cluster.port}")
-            if name not in started_clusters:
-                started_clusters.append(name)
-        else:
-            say(f"PostgreSQL '{name}' already running on 127.0.0.1:{cluster.port}")
+    clusters = clusters_for(settings.pg_dir, settings.legacy_pg_port)
+    started_now: list[str] = []
+    try:
+        for name, cluster in clusters.items():
+            if cluster.is_initialized() and not cluster.is_running():
+                cluster.set_port(cluster.port)
+            if cluster.start():
+                say(f"PostgreSQL '{name}' started on 127.0.0.1:{cluster.port}")
+                started_now.append(name)
+                if name not in started_clusters:
+                    started_clusters.append(name)
+            else:
+                say(f"PostgreSQL '{name}' already running on 127.0.0.1:{cluster.port}")
+        pid = _start_endpoint(settings, wait_s)
+    except BaseException:
+        # leave nothing behind that this call started
+        for name in started_now:
+            clusters[name].stop()
+            say(f"PostgreSQL '{name}' stopped (start failed)")
+        raise
+    state = {
+        "server_pid": pid,
+        "started_clusters": started_clusters,
+        "clusters": {name: c.to_json() for name, c in clusters.items()},
+    }
+    settings.save(state)
+    return settings.load_state()
 
+
+def _start_endpoint(settings: Settings, wait_s: float) -> int:
+    """Start the endpoint unless ours already answers; return its pid."""
     pid = int(settings.pid_file.read_text()) if settings.pid_file.exists() else None
     if pid and _pid_alive(pid) and _is_our_server(pid) and endpoint_answers(settings):
         say(f"endpoint already running at {settings.endpoint} (pid {pid})")
@@ -110,20 +137,17 @@ def start_stack(settings: Settings, wait_s: float = 60.0) -> dict[str, Any]:
         deadline = time.monotonic() + wait_s
         while not endpoint_answers(settings):
             if proc.poll() is not None:
+                settings.pid_file.unlink(missing_ok=True)
                 raise SystemExit(f"the endpoint exited with {proc.returncode}; last lines of {settings.log_file}:\n{_tail(settings.log_file)}")
             if time.monotonic() > deadline:
                 proc.terminate()
+                proc.wait(10)
+                settings.pid_file.unlink(missing_ok=True)
                 raise SystemExit(f"the endpoint did not answer within {wait_s:.0f}s; see {settings.log_file}:\n{_tail(settings.log_file)}")
             time.sleep(0.1)
         pid = proc.pid
         say(f"endpoint answering at {settings.endpoint} (pid {pid})")
-    state = {
-        "server_pid": pid,
-        "started_clusters": started_clusters,
-        "clusters": {name: c.to_json() for name, c in clusters.items()},
-    }
-    settings.save(state)
-    return settings.load_state()
+    return pid
 
 
 def stop_stack(settings: Settings) -> None:
@@ -142,7 +166,13 @@ def stop_stack(settings: Settings) -> None:
     elif pid:
         say(f"endpoint pid {pid} is not running")
     settings.pid_file.unlink(missing_ok=True)
-    clusters = clusters_for(settings.pg_dir, settings.legacy_pg_port, settings.rds_pg_port)
+    # RDS instance servers end with the endpoint; after a crash of the
+    # endpoint they are orphans, and ours to stop.
+    from .rds import stop_leftovers_in
+
+    for leftover in stop_leftovers_in(settings):
+        say(f"RDS instance server {leftover} stopped (left by a crashed endpoint)")
+    clusters = clusters_for(settings.pg_dir, settings.legacy_pg_port)
     for name in state.get("started_clusters", []):
         cluster = clusters.get(name)
         if cluster and cluster.stop():
@@ -161,7 +191,7 @@ def _tail(path: Path, lines: int = 30) -> str:
 
 def cmd_status(settings: Settings) -> int:
     health = endpoint_answers(settings)
-    clusters = clusters_for(settings.pg_dir, settings.legacy_pg_port, settings.rds_pg_port)
+    clusters = clusters_for(settings.pg_dir, settings.legacy_pg_port)
     print(f"endpoint {settings.endpoint}: {'answering' if health else 'down'}")
     for name, cluster in clusters.items():
         print(f"postgres {name} 127.0.0.1:{cluster.port}: {'running' if cluster.is_running() else 'stopped'}")

@@ -1,11 +1,11 @@
 """Local PostgreSQL clusters on loopback, from Debian's postgresql binaries.
 
-Two clusters make up the local stack:
-
-* ``legacy``: stands in for the database on Fastier's t3.medium
-  (``wal_level=logical`` so the cut-over can replicate from it);
-* ``rds``: backs the local RDS endpoint; every DB instance is a database and a
-  master role in it (``local_aws.rds``).
+* ``legacy`` (started by ``local_aws up``): stands in for the database on
+  Fastier's t3.medium (``wal_level=logical`` so the cut-over can replicate
+  from it);
+* local RDS (``local_aws.rds``) runs one cluster per DB instance, copied from a
+  template cluster, because RDS instances are separate servers (own port, own
+  master role, a primary and its restored copy both holding ``fastier``).
 
 PostgreSQL refuses to run as root, so when we are root the server runs as the
 ``postgres`` OS user, in a directory that user owns. Host connections use
@@ -272,8 +272,6 @@ class Cluster:
         }
 
 
-def clusters_for(pg_root: Path, legacy_port: int, rds_port: int) -> dict[str, Cluster]:
-    return {
-        "legacy": Cluster("legacy", pg_root, legacy_port, logical=True),
-        "rds": Cluster("rds", pg_root, rds_port, logical=True),
-    }
+def clusters_for(pg_root: Path, legacy_port: int) -> dict[str, Cluster]:
+    """The clusters ``local_aws up`` starts (RDS instances start their own)."""
+    return {"legacy": Cluster("legacy", pg_root, legacy_port, logical=True)}

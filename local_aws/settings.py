@@ -6,7 +6,6 @@ user's shell configure it the same way:
 ``LOCAL_AWS_PORT``          endpoint port (default 5000)
 ``LOCAL_AWS_STATE_DIR``     state folder (default ``.local`` in the project)
 ``LOCAL_PG_LEGACY_PORT``    port of the "legacy server" PostgreSQL (15432)
-``LOCAL_PG_RDS_PORT``       port of the PostgreSQL behind local RDS (15433)
 ``LOCAL_EB_DELAY_S``        seconds of each Elastic Beanstalk transition (2)
 """
 
@@ -49,7 +48,6 @@ class Settings:
     port: int = 5000
     state_dir: Path = field(default_factory=lambda: Path(".local"))
     legacy_pg_port: int = 15432
-    rds_pg_port: int = 15433
     eb_delay_s: float = 2.0
     host: str = HOST
 
@@ -59,7 +57,6 @@ class Settings:
             port=_env_int("LOCAL_AWS_PORT", 5000),
             state_dir=Path(os.environ.get("LOCAL_AWS_STATE_DIR", ".local")).resolve(),
             legacy_pg_port=_env_int("LOCAL_PG_LEGACY_PORT", 15432),
-            rds_pg_port=_env_int("LOCAL_PG_RDS_PORT", 15433),
             eb_delay_s=_env_float("LOCAL_EB_DELAY_S", 2.0),
         )
 

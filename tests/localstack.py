@@ -47,7 +47,7 @@ class LocalStack:
         )
 
     def cluster(self, name: str) -> Cluster:
-        return clusters_for(self.settings.pg_dir, self.settings.legacy_pg_port, self.settings.rds_pg_port)[name]
+        return clusters_for(self.settings.pg_dir, self.settings.legacy_pg_port)[name]
 
     def control(self, method: str, path: str, body: dict | None = None) -> tuple[int, Any]:
         """Call the control interface (``/_local/...``); returns (status, json)."""
@@ -73,7 +73,6 @@ def acquire() -> LocalStack:
         port=free_port(),
         state_dir=state_dir,
         legacy_pg_port=free_port(),
-        rds_pg_port=free_port(),
         eb_delay_s=float(os.environ.get("LOCAL_EB_DELAY_S", "0.5")),
     )
     start_stack(settings)  # passes the settings to the server through its environment
