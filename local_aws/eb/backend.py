@@ -16,7 +16,7 @@ from typing import Any
 from moto.core.base_backend import BackendDict, BaseBackend
 from moto.core.resource_tagging import TaggableResourcesMixin, TaggedResource
 
-from . import bundles, options, platforms
+from . import bundles, hooks, options, platforms
 from .errors import (
     ConfigurationValidationException,
     InvalidParameterCombination,
@@ -39,6 +39,7 @@ from .models import (
     PROCESSED,
     PROCESSING,
     READY,
+    TERMINATING,
     UNPROCESSED,
     Application,
     ApplicationVersion,
@@ -220,7 +221,7 @@ class EBBackend(BaseBackend, TaggableResourcesMixin):
             )
         now = utcnow()
         for env in running:
-            if env.status != "Terminating":
+            if env.status != TERMINATING:
                 self._touch(env)
                 self.lifecycle.terminate(env, now, terminate_resources=True)
         for version in app.versions.values():
@@ -334,6 +335,7 @@ class EBBackend(BaseBackend, TaggableResourcesMixin):
         if tier["Name"] == "Worker":
             queue = f"awseb-{env_id}-stack-AWSEBWorkerQueue-{random_text(12).upper()}"
             env.resources.queue = {"Name": queue, "URL": f"https://sqs.{self.region_name}.amazonaws.com/{self.account_id}/{queue}"}
+        env.health_source, env.deploy_hook = hooks.make(env)
         self.environments[env_id] = env
         self._touch(env)
         self.lifecycle.launch(env, now, f"elasticbeanstalk-{self.region_name}-{self.account_id}")

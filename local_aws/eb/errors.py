@@ -13,6 +13,12 @@ from __future__ import annotations
 from moto.core.exceptions import ServiceException
 
 
+class InvalidAction(ServiceException):
+    """An action this local endpoint does not implement (AWS: an unknown action)."""
+
+    code = "InvalidAction"
+
+
 class InvalidParameterValue(ServiceException):
     code = "InvalidParameterValue"
 

@@ -13,15 +13,17 @@ protocols keep the door open for environments that run real processes:
   real process.
 
 Each environment holds its own instances (``Environment.health_source`` and
-``Environment.deploy_hook``); ``local_aws.eb.backend.EBBackend`` picks the
-implementations when it creates an environment.
+``Environment.deploy_hook``), made by :data:`FACTORY` when the environment is
+created; :func:`use` installs another factory (for example one that starts a
+process per environment and probes its health-check path).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 # Enhanced-health status -> colour, as the Elastic Beanstalk documentation maps them.
 COLOR_OF = {
@@ -122,3 +124,24 @@ class SimulatedDeploy:
 
     def describe(self) -> dict[str, object]:
         return {"kind": "simulated", "armed_failures": list(self.failures)}
+
+
+# (environment) -> (health source, deploy hook); the environment is a
+# local_aws.eb.models.Environment (Any here: models imports this module).
+HookFactory = Callable[[Any], tuple[HealthSource, DeployHook]]
+
+
+def simulated(_environment: Any) -> tuple[HealthSource, DeployHook]:
+    return InjectedHealth(), SimulatedDeploy()
+
+
+FACTORY: list[HookFactory] = [simulated]
+
+
+def use(factory: HookFactory) -> None:
+    """Make new environments take their health and deploy outcomes from ``factory``."""
+    FACTORY[0] = factory
+
+
+def make(environment: Any) -> tuple[HealthSource, DeployHook]:
+    return FACTORY[0](environment)

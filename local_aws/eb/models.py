@@ -284,7 +284,7 @@ class Resources:
     def to_api(self, env_name: str) -> dict[str, Any]:
         out: dict[str, Any] = {
             "EnvironmentName": env_name,
-            "AutoScalingGroups": [{"Name": self.auto_scaling_group}] if self.instances or self.load_balancer else [],
+            "AutoScalingGroups": [{"Name": self.auto_scaling_group}],
             "Instances": [{"Id": i} for i in self.instances],
             "LaunchConfigurations": [],
             "LaunchTemplates": [{"Id": self.launch_template}],

@@ -20,7 +20,7 @@ from moto.core.responses import TYPE_RESPONSE, ActionResult, EmptyResult
 from moto.elasticbeanstalk.responses import EBResponse
 
 from .backend import EBBackend, EnvironmentFilter, EnvironmentRequest, VersionRequest, eb_backends
-from .errors import InvalidParameterValue
+from .errors import InvalidAction, InvalidParameterValue
 from .models import EventQuery
 from .runtime import LOCK, as_utc
 
@@ -62,8 +62,13 @@ class LocalEBResponse(EBResponse):
     def call_action(self) -> TYPE_RESPONSE:
         self.request_id = str(uuid.uuid4())
         with LOCK:
-            if self._get_action():
-                self.backend.begin(self.request_id)
+            self.backend.begin(self.request_id)
+            action = self._get_action()
+            if action not in ACTIONS:  # moto would answer an HTML 500 that clients cannot parse
+                error = InvalidAction(f"{action} is not supported by the local Elastic Beanstalk endpoint (see docs/local-aws-elasticbeanstalk.md).")
+                status, headers, body = self.serialized(ActionResult(error))
+                headers, body = self._enrich_response(headers, body)
+                return status, headers, body
             return super().call_action()
 
     def _enrich_response(self, headers: dict[str, str], body: Any) -> tuple[dict[str, str], Any]:  # type: ignore[override]

@@ -122,3 +122,8 @@ def test_configuration_settings_errors(eb: Any, app: str, make_env: Any, unique:
         eb.describe_configuration_settings(ApplicationName=app, TemplateName="t1")
     with aws_error("InvalidParameterValue", f"No Environment found for EnvironmentName = 'ghost-{unique}'."):
         eb.describe_configuration_settings(ApplicationName=app, EnvironmentName=f"ghost-{unique}")
+
+
+def test_unsupported_operations_fail_with_a_parsable_error(eb: Any, app: str) -> None:
+    with aws_error("InvalidAction", contains="CreateConfigurationTemplate is not supported by the local Elastic Beanstalk endpoint"):
+        eb.create_configuration_template(ApplicationName=app, TemplateName="t1", SolutionStackName=STACK)

@@ -119,3 +119,27 @@ def test_control_state_and_settings(eb: Any, stack: Any, make_env: Any) -> None:
         wait_ready(eb, env["EnvironmentName"])
     finally:
         stack.control("POST", "/_local/eb/settings", {"delay_s": original})
+
+
+def test_failed_rolling_deploy_warns_about_mixed_versions(eb: Any, stack: Any, app: str, bundle: dict[str, str], make_env: Any) -> None:
+    env = make_env(OptionSettings=[{"Namespace": "aws:elasticbeanstalk:command", "OptionName": "DeploymentPolicy", "Value": "Rolling"}])
+    name = env["EnvironmentName"]
+    eb.create_application_version(ApplicationName=app, VersionLabel="v2", SourceBundle=bundle)
+    stack.control("POST", f"/_local/eb/environments/{name}/fail-next-deploy", {"message": FAILED_DEPLOY})
+    eb.update_environment(EnvironmentName=name, VersionLabel="v2")
+    eb.get_waiter("environment_updated").wait(EnvironmentNames=[name], WaiterConfig=FAST)
+    failed = describe(eb, name)
+    assert (failed["Health"], failed["VersionLabel"]) == ("Red", "v2")
+    warnings = [e["Message"] for e in eb.describe_events(EnvironmentName=name, Severity="WARN")["Events"]]
+    assert any(m.startswith("During an aborted deployment, some instances may have deployed the new application version.") for m in warnings)
+
+
+def test_failure_armed_while_launching_fails_the_launch(eb: Any, stack: Any, make_env: Any) -> None:
+    env = make_env(wait=False)
+    name = env["EnvironmentName"]
+    assert stack.control("POST", f"/_local/eb/environments/{name}/fail-next-deploy", {"message": FAILED_DEPLOY})[0] == 200
+    launched = wait_ready(eb, name)
+    assert (launched["Health"], launched["HealthStatus"]) == ("Red", "Severe")
+    log = messages(eb, EnvironmentName=name)
+    assert log[-1] == "Create environment operation is complete, but with errors. For more information, see troubleshooting documentation."
+    assert f"Successfully launched environment: {name}" not in log
