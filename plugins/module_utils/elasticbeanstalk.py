@@ -497,7 +497,9 @@ class EventStream:
 
     def poll(self):
         """The events not seen before, oldest first (also appended to ``events``)."""
-        fresh = [e for e in self._fetch() if self._key(e) not in self._seen]
+        # AWS lists newest first: reversed, then a stable sort, keeps the
+        # server's order among events of the same timestamp.
+        fresh = [e for e in reversed(self._fetch()) if self._key(e) not in self._seen]
         fresh.sort(key=lambda e: (e.get("EventDate") is None, e.get("EventDate")))
         new = []
         for event in fresh:

@@ -290,6 +290,12 @@ def test_stream_skips_events_from_before_the_operation_and_yields_new_ones_oldes
     assert client.calls[-1][1]["StartTime"] == EPOCH + timedelta(seconds=4)
 
 
+def test_events_of_the_same_second_keep_the_server_order():
+    # The server lists newest first; FakeEB keeps the given order among equal dates.
+    client = FakeEB(events=[event(1, "third"), event(1, "second"), event(1, "first")], page_size=10)
+    assert [e["message"] for e in eb.EventStream(client).poll()] == ["first", "second", "third"]
+
+
 def test_stream_without_priming_returns_everything_for_a_new_environment():
     client = FakeEB(events=[event(1, "createEnvironment is starting."), event(2, "Created security group")])
     stream = eb.EventStream(client, EnvironmentId="e-123")
