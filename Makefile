@@ -99,7 +99,7 @@ lint: ruff ansible-lint sanity
 
 ruff: venv
 	@$(BIN)/ruff check .
-	@$(BIN)/ruff format --check local_aws tests tools bench 2>/dev/null || { echo "ruff format: run 'make format'"; exit 1; }
+	@$(BIN)/ruff format --check . || { echo "ruff format: run 'make format'"; exit 1; }
 
 ansible-lint: collection
 	@$(BIN)/ansible-lint --offline
@@ -111,7 +111,7 @@ sanity: collection
 
 .PHONY: format
 format: venv
-	@$(BIN)/ruff format local_aws tests tools bench
+	@$(BIN)/ruff format .
 	@$(BIN)/ruff check --fix .
 
 .PHONY: constraints
