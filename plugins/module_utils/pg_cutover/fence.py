@@ -1,0 +1,159 @@
+# -*- coding: utf-8 -*-
+
+# Copyright: Contributors to the fastier.platform collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""The write fence on the source, and lifting it.
+
+Fence, in this order (each step optional):
+
+1. ``commands``: programs run where the module runs (e.g. stop the app's
+   workers: ``systemctl stop fastier-app``), argv split like a shell would,
+   no shell; a non-zero exit stops the fence (and lifts what was done);
+2. ``sql``: statements run on the source database (e.g. ``REVOKE CONNECT``);
+3. ``read_only``: ``ALTER DATABASE <db> SET default_transaction_read_only =
+   on``: every new session of the database is read-only;
+4. ``terminate_sessions``: every client session of the database that started
+   before step 3 is ended (``pg_terminate_backend`` waits for it to exit), so
+   no transaction that could still write is left. Sessions opened after step
+   3 are read-only and stay.
+
+The fence LSN is then ``pg_current_wal_insert_lsn()``: every committed write
+is before it. Unfence runs the reverse: the database setting restored to
+what it was, ``unfence.sql``, then ``unfence.commands``.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import shlex
+import subprocess
+import time
+
+from .catalog import database_read_only_setting
+from .conn import sql
+
+
+class FenceError(Exception):
+    pass
+
+
+def run_commands(commands, run_command, what):
+    for command in commands or []:
+        args = shlex.split(command)
+        rc, out, err = run_command(args)
+        if rc != 0:
+            detail = (err or out or "").strip().splitlines()
+            raise FenceError("{0} command {1!r} failed (exit {2}): {3}".format(what, command, rc, " | ".join(detail[-3:])))
+
+
+def subprocess_run_command(args):
+    """run_command for use outside a module (tests, the bench)."""
+    proc = subprocess.run(args, capture_output=True, text=True, check=False, timeout=300)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def set_read_only(conn, dbname, value):
+    """ALTER DATABASE SET/RESET default_transaction_read_only (value None = RESET)."""
+    db = sql.Identifier(dbname)
+    if value is None:
+        conn.execute(sql.SQL("ALTER DATABASE {0} RESET default_transaction_read_only").format(db))
+    else:
+        conn.execute(sql.SQL("ALTER DATABASE {0} SET default_transaction_read_only = {1}").format(db, sql.Literal(value)))
+
+
+def terminate_sessions(conn, before, keep_pids, timeout_s=10.0):
+    """End client sessions of this database that started before ``before``; returns how many."""
+    ended = 0
+    deadline = time.monotonic() + timeout_s
+    wait_ms = 5000 if conn.info.server_version >= 140000 else None
+    while True:
+        pids = [
+            r[0]
+            for r in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND backend_type = 'client backend' "
+                "AND pid <> pg_backend_pid() AND NOT (pid = ANY(%s)) AND backend_start < %s",
+                (list(keep_pids), before),
+            )
+        ]
+        if not pids:
+            return ended
+        if time.monotonic() > deadline:
+            raise FenceError("{0} session(s) of the source database did not end within {1:.0f}s (pids {2})".format(len(pids), timeout_s, pids[:10]))
+        for pid in pids:
+            if wait_ms:
+                done = conn.execute("SELECT pg_terminate_backend(%s, %s)", (pid, wait_ms)).fetchone()[0]
+            else:
+                done = conn.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()[0]
+            ended += 1 if done else 0
+        if not wait_ms:
+            time.sleep(0.05)
+
+
+class Fence:
+    """Stops writes on the source (``apply``) and restores them (``lift``)."""
+
+    def __init__(self, conn, dbname, spec, unfence_spec, run_command, log, keep_pids=()):
+        self.conn = conn
+        self.dbname = dbname
+        self.spec = spec or {}
+        self.unfence_spec = unfence_spec or {}
+        self.run_command = run_command
+        self.log = log
+        self.keep_pids = set(keep_pids)
+        self.previous = None  # the database's own default_transaction_read_only before the fence
+        self.read_only_set = False
+        self.commands_run = False
+        self.terminated = 0
+
+    def record(self):
+        """What a later call needs to lift this fence (kept in the migration state)."""
+        return {"read_only_set": self.read_only_set, "previous": self.previous, "commands_run": self.commands_run}
+
+    @classmethod
+    def from_record(cls, conn, dbname, record, spec, unfence_spec, run_command, log):
+        fence = cls(conn, dbname, spec, unfence_spec, run_command, log)
+        fence.read_only_set = bool(record.get("read_only_set"))
+        fence.previous = record.get("previous")
+        fence.commands_run = bool(record.get("commands_run"))
+        return fence
+
+    def apply(self, on_step=None):
+        """Fence; returns the fence LSN (every committed write is before it)."""
+        self.previous = database_read_only_setting(self.conn)
+        if self.spec.get("commands"):
+            self.commands_run = True
+            run_commands(self.spec.get("commands"), self.run_command, "fence")
+        for statement in self.spec.get("sql") or []:
+            self.conn.execute(statement)
+        if self.spec.get("read_only", True):
+            set_read_only(self.conn, self.dbname, "on")
+            self.read_only_set = True
+            if on_step:
+                on_step(self.record())
+        if self.spec.get("terminate_sessions", True):
+            before = self.conn.execute("SELECT clock_timestamp()").fetchone()[0]
+            self.terminated = terminate_sessions(self.conn, before, self.keep_pids)
+        return self.conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()[0]
+
+    def lift(self):
+        """Restore writes; returns the errors met (each step is tried)."""
+        errors = []
+        if self.read_only_set:
+            try:
+                set_read_only(self.conn, self.dbname, None if self.previous is None else self.previous)
+                self.read_only_set = False
+            except Exception as err:  # pylint: disable=broad-except
+                errors.append("restoring default_transaction_read_only: {0}".format(err))
+        for statement in self.unfence_spec.get("sql") or []:
+            try:
+                self.conn.execute(statement)
+            except Exception as err:  # pylint: disable=broad-except
+                errors.append("unfence sql {0!r}: {1}".format(statement, err))
+        if self.commands_run or self.unfence_spec.get("commands"):
+            try:
+                run_commands(self.unfence_spec.get("commands"), self.run_command, "unfence")
+            except FenceError as err:
+                errors.append(str(err))
+        return errors
