@@ -199,9 +199,7 @@ def diff_option_settings(desired, live, to_remove=None, defaults=None):
     result = {"set": {}, "remove": [], "before": {}, "after": {}}
     conflicts = [(ns, opt) for ns, opt in (to_remove or []) if opt in desired.get(ns, {})]
     if conflicts:
-        raise ValueError(
-            "options both set and removed: {0}".format(", ".join("{0}/{1}".format(ns, opt) for ns, opt in conflicts))
-        )
+        raise ValueError("options both set and removed: {0}".format(", ".join("{0}/{1}".format(ns, opt) for ns, opt in conflicts)))
     for namespace in sorted(desired):
         for option in sorted(desired[namespace]):
             value = desired[namespace][option]
@@ -615,9 +613,7 @@ def wait_for_environment(
             red_now = is_red(environment) and not health_accepted(environment, acceptable)
             if red_now and not was_red:
                 raise EnvironmentFailed(
-                    "environment {0} turned {1}{2}".format(
-                        name, describe_state(environment), "; events: " + format_events(seen) if seen else ""
-                    ),
+                    "environment {0} turned {1}{2}".format(name, describe_state(environment), "; events: " + format_events(seen) if seen else ""),
                     environment,
                     seen,
                 )
@@ -735,18 +731,14 @@ def wait_for_version(client, application_name, version_label, deadline, delay=No
         version = describe_application_version(client, application_name, version_label)
         status = (version or {}).get("Status", "missing")
         if status in VERSION_PENDING_STATUSES:
-            raise WaitTimeout(
-                "timed out after {0:.0f}s waiting for {1}; last seen: {2}".format(deadline.seconds, deadline.what, status)
-            ) from error
+            raise WaitTimeout("timed out after {0:.0f}s waiting for {1}; last seen: {2}".format(deadline.seconds, deadline.what, status)) from error
         stream = EventStream(client, ApplicationName=application_name, VersionLabel=version_label)
         try:
             events = stream.poll()
         except ClientError:
             events = []
         raise VersionFailed(
-            "application version {0} of {1} is {2}{3}".format(
-                version_label, application_name, status, ": " + format_events(events) if events else ""
-            ),
+            "application version {0} of {1} is {2}{3}".format(version_label, application_name, status, ": " + format_events(events) if events else ""),
             version,
             events,
         ) from error

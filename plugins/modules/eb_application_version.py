@@ -319,9 +319,7 @@ def ensure_absent(module, client, s3):
     if module.check_mode:
         module.exit_with_diff(True, before, {}, application_version={}, uploaded=False, events=[])
     try:
-        client.delete_application_version(
-            ApplicationName=app, VersionLabel=label, DeleteSourceBundle=module.params["delete_source_bundle"], aws_retry=True
-        )
+        client.delete_application_version(ApplicationName=app, VersionLabel=label, DeleteSourceBundle=module.params["delete_source_bundle"], aws_retry=True)
     except is_boto3_error_code("OperationInProgressFailure") as e:
         module.fail_json_aws(e, msg="Version {0} is being processed or deployed; run again once that finished".format(label))
     except (BotoCoreError, ClientError) as e:  # pylint: disable=duplicate-except

@@ -618,9 +618,7 @@ class EnvironmentManager:
     def validate(self, settings):
         """ValidateConfigurationSettings (read-only): fail with the options AWS rejects."""
         try:
-            found = self.client.validate_configuration_settings(
-                ApplicationName=self.app, EnvironmentName=self.name, OptionSettings=settings, aws_retry=True
-            )
+            found = self.client.validate_configuration_settings(ApplicationName=self.app, EnvironmentName=self.name, OptionSettings=settings, aws_retry=True)
         except ClientError as e:
             self.fail_client_error(e, "validate the option settings")
         except BotoCoreError as e:
