@@ -9,7 +9,7 @@
 returns the result dict or raises ``CutoverFailed`` (whose ``result`` goes
 into ``fail_json``). ``hooks`` is the test seam: callables the engine calls at
 fixed points (``table_copied(name)``, ``after_subscribe(engine)``,
-``after_fence(engine)``, ``before_verify(engine)``) so tests can kill a server,
+``before_fence(engine)``, ``after_fence(engine)``, ``before_verify(engine)``) so tests can kill a server,
 pause replication or corrupt a row at a precise moment. The module never
 passes hooks.
 
@@ -667,8 +667,10 @@ class Cutover:
 
     # -- the fenced part ------------------------------------------------------------------------------------
     def cutover(self):
+        self.hook("before_fence", self)
         self.fence = Fence(self.src, self.source.dbname, self.fence_spec, self.unfence_spec, self.run_command, self.log, keep_pids=[self.src.info.backend_pid])
         self._save_state(state="fenced", fence=self.fence.record())
+        self.changed = True
         self.fence_started = time.monotonic()
         deadline = Deadline(self.params["fence_timeout_s"], "the fenced part of the cut-over (fence_timeout_s)")
         try:
@@ -923,6 +925,9 @@ class Cutover:
             deadline.check()
             self.fenced_work(deadline)
             with self.phase("handover"):
+                # An empty publication records that this migration is done (a re-run is ok).
+                self.state = {"state": "done", "method": "dump_restore", "migration_id": self.migration_id, "target": self.target.identity(), "finished": iso(utcnow())}
+                replication.tombstone(self.src, self.name, self.state)
                 downtime = round(time.monotonic() - self.fence_started, 3)
                 self.result["write_downtime_s"] = downtime
                 self.log("handover: the target is the database of record, the source stays read-only. Write downtime {0:.3f}s".format(downtime))

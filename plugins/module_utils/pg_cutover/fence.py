@@ -16,7 +16,8 @@ Fence, in this order (each step optional):
 4. ``terminate_sessions``: every client session of the database that started
    before step 3 is ended (``pg_terminate_backend`` waits for it to exit), so
    no transaction that could still write is left. Sessions opened after step
-   3 are read-only and stay.
+   3 are read-only and stay (until an unfence, which ends them: a connection
+   pool would otherwise keep read-only sessions after the fence is lifted).
 
 The fence LSN is then ``pg_current_wal_insert_lsn()``: every committed write
 is before it. Unfence runs the reverse: the database setting restored to
@@ -63,20 +64,23 @@ def set_read_only(conn, dbname, value):
         conn.execute(sql.SQL("ALTER DATABASE {0} SET default_transaction_read_only = {1}").format(db, sql.Literal(value)))
 
 
-def terminate_sessions(conn, before, keep_pids, timeout_s=10.0):
-    """End client sessions of this database that started before ``before``; returns how many."""
+def terminate_sessions(conn, keep_pids, before, since=None, timeout_s=10.0):
+    """End client sessions of this database that started before ``before`` (and
+    at or after ``since``, when given); returns how many. Sessions that start
+    later are not affected, so a reconnecting client cannot keep this busy."""
     ended = 0
     deadline = time.monotonic() + timeout_s
     wait_ms = 5000 if conn.info.server_version >= 140000 else None
+    query = (
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND backend_type = 'client backend' "
+        "AND pid <> pg_backend_pid() AND NOT (pid = ANY(%s)) AND backend_start < %s::timestamptz"
+    )
+    args = [list(keep_pids), before]
+    if since is not None:
+        query += " AND backend_start >= %s::timestamptz"
+        args.append(since)
     while True:
-        pids = [
-            r[0]
-            for r in conn.execute(
-                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND backend_type = 'client backend' "
-                "AND pid <> pg_backend_pid() AND NOT (pid = ANY(%s)) AND backend_start < %s",
-                (list(keep_pids), before),
-            )
-        ]
+        pids = [r[0] for r in conn.execute(query, args)]
         if not pids:
             return ended
         if time.monotonic() > deadline:
@@ -104,18 +108,20 @@ class Fence:
         self.keep_pids = set(keep_pids)
         self.previous = None  # the database's own default_transaction_read_only before the fence
         self.read_only_set = False
+        self.read_only_at = None  # server time just before the database turned read-only
         self.commands_run = False
         self.terminated = 0
 
     def record(self):
         """What a later call needs to lift this fence (kept in the migration state)."""
-        return {"read_only_set": self.read_only_set, "previous": self.previous, "commands_run": self.commands_run}
+        return {"read_only_set": self.read_only_set, "read_only_at": self.read_only_at, "previous": self.previous, "commands_run": self.commands_run}
 
     @classmethod
     def from_record(cls, conn, dbname, record, spec, unfence_spec, run_command, log):
         fence = cls(conn, dbname, spec, unfence_spec, run_command, log)
         fence.read_only_set = bool(record.get("read_only_set"))
         fence.previous = record.get("previous")
+        fence.read_only_at = record.get("read_only_at")
         fence.commands_run = bool(record.get("commands_run"))
         return fence
 
@@ -128,13 +134,14 @@ class Fence:
         for statement in self.spec.get("sql") or []:
             self.conn.execute(statement)
         if self.spec.get("read_only", True):
+            self.read_only_at = self.conn.execute("SELECT clock_timestamp()::text").fetchone()[0]
             set_read_only(self.conn, self.dbname, "on")
             self.read_only_set = True
             if on_step:
                 on_step(self.record())
         if self.spec.get("terminate_sessions", True):
             before = self.conn.execute("SELECT clock_timestamp()").fetchone()[0]
-            self.terminated = terminate_sessions(self.conn, before, self.keep_pids)
+            self.terminated = terminate_sessions(self.conn, self.keep_pids, before=before)
         return self.conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()[0]
 
     def lift(self):
@@ -144,6 +151,13 @@ class Fence:
             try:
                 set_read_only(self.conn, self.dbname, None if self.previous is None else self.previous)
                 self.read_only_set = False
+                # Sessions opened during the fence were born read-only and would
+                # stay so (connection pools keep them): end them, clients reconnect.
+                if self.read_only_at and self.spec.get("terminate_sessions", True):
+                    now = self.conn.execute("SELECT clock_timestamp()::text").fetchone()[0]
+                    ended = terminate_sessions(self.conn, self.keep_pids, before=now, since=self.read_only_at)
+                    if ended:
+                        self.log("unfence: ended {0} session(s) opened read-only during the fence".format(ended))
             except Exception as err:  # pylint: disable=broad-except
                 errors.append("restoring default_transaction_read_only: {0}".format(err))
         for statement in self.unfence_spec.get("sql") or []:
