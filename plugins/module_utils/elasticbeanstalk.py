@@ -44,7 +44,6 @@ except ImportError:  # caught by AnsibleAWSModule
 
 from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
 
-from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.retries import RetryingBotoClientWrapper
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_list_to_ansible_dict
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import ansible_dict_to_boto3_tag_list
@@ -75,6 +74,10 @@ POLL_MAX = 10.0
 POLL_FACTOR = 1.5
 STABLE_POLLS = 3
 
+_STACK = re.compile(r"^64bit (?P<os>.+?) v(?P<version>\d+(?:\.\d+)*) running (?P<platform>.+)$")
+_PLATFORM_ARN = re.compile(
+    r"^arn:aws[a-z-]*:elasticbeanstalk:[a-z0-9-]*:(?P<account>\d*):platform/(?P<platform>.+) running on 64bit (?P<os>.+)/(?P<version>\d+(?:\.\d+)*)$"
+)
 _OPTION_IN_MESSAGE = re.compile(r"Namespace:\s*'(?P<namespace>[^']+)',\s*OptionName:\s*'(?P<option>[^']+)'")
 _INVALID_STATE = re.compile(r"invalid state for this operation", re.IGNORECASE)
 
@@ -267,6 +270,32 @@ def health_accepted(environment, acceptable):
     if not acceptable:
         return True
     return environment.get("Health") in acceptable or environment.get("HealthStatus") in acceptable
+
+
+def _platform_parts(value):
+    """``(branch, version tuple)`` of a solution stack name or platform ARN, or None."""
+    for pattern in (_STACK, _PLATFORM_ARN):
+        match = pattern.match(value or "")
+        if match:
+            branch = (match.group("os"), match.group("platform"), match.groupdict().get("account") or "")
+            return branch, tuple(int(part) for part in match.group("version").split("."))
+    return None
+
+
+def platform_satisfied(desired, live):
+    """Whether the live platform is the desired one or a newer version of the same branch.
+
+    Managed platform updates move an environment to newer versions of its
+    platform branch (``... v4.6.0 running Python 3.11`` -> ``v4.6.2``); asking
+    for the version it was created with must not downgrade it. Another branch
+    (another OS or language version) or an older version is a change.
+    """
+    if not desired or desired == live:
+        return True
+    want, have = _platform_parts(desired), _platform_parts(live)
+    if want is None or have is None:
+        return False
+    return want[0] == have[0] and have[1] >= want[1]
 
 
 def describe_state(environment):
@@ -785,14 +814,15 @@ __all__ = [
     "get_option_settings",
     "get_tags",
     "get_waiter",
-    "is_boto3_error_code",
     "is_busy_error",
     "option_in_message",
     "option_settings_from_list",
     "option_settings_to_list",
     "options_to_remove_list",
     "plan_tags",
+    "platform_satisfied",
     "update_tags",
+    "validation_errors",
     "wait_for_environment",
     "wait_for_version",
     "wait_until_not_busy",

@@ -58,10 +58,11 @@ options:
   solution_stack_name:
     description:
       - The platform, e.g. C(64bit Amazon Linux 2023 v4.6.0 running Python 3.11). Required (or O(platform_arn)) to create an environment.
-      - A different value on an existing environment is a platform update.
+      - A different value on an existing environment is a platform update. A newer version of the same
+        platform branch (what managed platform updates install) counts as up to date: the module never downgrades.
     type: str
   platform_arn:
-    description: The platform as an ARN, instead of O(solution_stack_name).
+    description: The platform as an ARN, instead of O(solution_stack_name). Compared like O(solution_stack_name).
     type: str
   description:
     description: Description of the environment.
@@ -313,6 +314,7 @@ from ansible_collections.fastier.platform.plugins.module_utils.elasticbeanstalk 
 from ansible_collections.fastier.platform.plugins.module_utils.elasticbeanstalk import options_to_remove_list
 from ansible_collections.fastier.platform.plugins.module_utils.elasticbeanstalk import parse_option_specifier
 from ansible_collections.fastier.platform.plugins.module_utils.elasticbeanstalk import plan_tags
+from ansible_collections.fastier.platform.plugins.module_utils.elasticbeanstalk import platform_satisfied
 from ansible_collections.fastier.platform.plugins.module_utils.elasticbeanstalk import update_tags
 from ansible_collections.fastier.platform.plugins.module_utils.elasticbeanstalk import validation_errors
 from ansible_collections.fastier.platform.plugins.module_utils.elasticbeanstalk import wait_for_environment
@@ -595,10 +597,13 @@ class EnvironmentManager:
                     self.name, (environment.get("Tier") or {}).get("Name"), tier
                 )
             )
-        for key, live_key in (("solution_stack_name", "SolutionStackName"), ("platform_arn", "PlatformArn"), ("description", "Description")):
-            if params[key] is not None and params[key] != environment.get(live_key, ""):
+        for key, live_key in (("solution_stack_name", "SolutionStackName"), ("platform_arn", "PlatformArn")):
+            if params[key] and not platform_satisfied(params[key], environment.get(live_key)):
                 changes[key] = params[key]
                 before[key], after[key] = environment.get(live_key), params[key]
+        if params["description"] is not None and params["description"] != environment.get("Description", ""):
+            changes["description"] = params["description"]
+            before["description"], after["description"] = environment.get("Description"), params["description"]
         if params["version_label"] and params["version_label"] != environment.get("VersionLabel"):
             changes["version_label"] = params["version_label"]
             before["version_label"], after["version_label"] = environment.get("VersionLabel"), params["version_label"]

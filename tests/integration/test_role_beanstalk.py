@@ -165,6 +165,12 @@ def test_role_converges_securely_idempotently_and_tears_down(stack, unique, netw
     assert again.rc == 0, again.explain()
     assert again.changed == 0, again.changed_tasks()
 
+    # -- the facts entry point alone (as the dns and observability roles call it) finds the same --
+    facts = run_playbook(stack.env(), PLAYBOOK, {**extra, "it_entry": "facts"}, check=True)
+    assert facts.rc == 0, facts.explain()
+    assert facts.changed == 0
+    assert {k: v for k, v in outputs(facts).items() if k != "environments"} == {k: v for k, v in out.items() if k != "environments"}
+
     # -- an inventory change: one more instance allowed, a variable dropped --
     grown = run_playbook(stack.env(), PLAYBOOK, {**extra, "beanstalk_max_size": 3, "beanstalk_environment_variables": {"LOG_LEVEL": "info"}}, diff=True)
     assert grown.rc == 0, grown.explain()
@@ -210,3 +216,12 @@ def test_a_bad_inventory_value_is_rejected_before_any_aws_call(stack, unique, pr
     assert [t["name"] for t in run.tasks() if t.get("changed")] == []
     assert eb.describe_applications(ApplicationNames=[f"fastier-it{unique}"])["Applications"] == []
     assert "hunter2" not in run.stdout + run.stderr  # the refused value is not echoed
+
+
+def test_facts_on_an_empty_account_publish_no_live_environment(stack, unique, prereqs):
+    run = run_playbook(stack.env(), PLAYBOOK, {**role_vars(unique, *prereqs), "it_entry": "facts"})
+    assert run.rc == 0, run.explain()
+    assert run.changed == 0
+    out = outputs(run)
+    assert out["application_name"] == f"fastier-it{unique}"
+    assert (out["live_environment"], out["live_url"], out["environments"]) == ("", "", {})

@@ -189,6 +189,28 @@ def test_validation_messages_name_the_option():
     assert lines == ["Value is not an integer. [aws:autoscaling:asg/MinSize]"]
 
 
+@pytest.mark.parametrize(
+    ("desired", "live", "satisfied"),
+    [
+        ("64bit Amazon Linux 2023 v4.6.0 running Python 3.11", "64bit Amazon Linux 2023 v4.6.0 running Python 3.11", True),
+        # a managed update moved it forward within the branch: no downgrade
+        ("64bit Amazon Linux 2023 v4.6.0 running Python 3.11", "64bit Amazon Linux 2023 v4.6.10 running Python 3.11", True),
+        ("64bit Amazon Linux 2023 v4.7.0 running Python 3.11", "64bit Amazon Linux 2023 v4.6.2 running Python 3.11", False),
+        ("64bit Amazon Linux 2023 v4.6.0 running Python 3.12", "64bit Amazon Linux 2023 v4.6.2 running Python 3.11", False),
+        ("64bit Amazon Linux 2023 v4.6.0 running Python 3.11", "64bit Amazon Linux 2 v4.6.0 running Python 3.11", False),
+        (
+            "arn:aws:elasticbeanstalk:us-east-1::platform/Python 3.11 running on 64bit Amazon Linux 2023/4.6.0",
+            "arn:aws:elasticbeanstalk:us-east-1::platform/Python 3.11 running on 64bit Amazon Linux 2023/4.6.1",
+            True,
+        ),
+        ("custom", "other", False),
+        (None, "anything", True),
+    ],
+)
+def test_platform_is_satisfied_by_newer_versions_of_the_same_branch(desired, live, satisfied):
+    assert eb.platform_satisfied(desired, live) is satisfied
+
+
 def test_tags_plan_leaves_aws_managed_and_kept_keys_alone():
     current = {"team": "web", "old": "x", "Name": "fastier-local-blue"}
     assert eb.plan_tags(current, None, True) == ({}, [])
