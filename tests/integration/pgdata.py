@@ -163,7 +163,7 @@ VALUES (1, 'terms', lo_from_bytea(0, convert_to(repeat('terms and conditions ', 
        (3, 'empty', lo_from_bytea(0, ''::bytea)),
        (4, 'none', NULL);
 
-SELECT setval('shop.invoice_no', 5000);
+SELECT setval('shop.invoice_no', (SELECT max(id) + 4000 FROM shop.invoices));
 REFRESH MATERIALIZED VIEW shop.daily_sales;
 """
 

@@ -55,9 +55,9 @@ WITH used AS (
     UNION
     SELECT n.nspowner FROM pg_namespace n WHERE {schemas}
 )
-SELECT r.rolname, r.rolcanlogin, r.rolinherit, r.rolconnlimit, r.rolvaliduntil::text
+SELECT r.rolname, r.rolcanlogin, r.rolinherit, r.rolconnlimit, r.rolvaliduntil::text, r.rolsuper
 FROM pg_roles r JOIN used ON used.oid = r.oid
-WHERE r.rolname !~ '^pg_' AND r.oid <> 10
+WHERE r.rolname !~ '^pg_'
 ORDER BY 1
 """.format(schemas=USER_SCHEMAS)
 

@@ -533,7 +533,8 @@ class Cutover:
 
     def create_roles(self):
         have = catalog.existing_roles(self.tgt)
-        needed = [r for r in catalog.roles_used(self.src) if r["rolname"] not in have]
+        used = catalog.roles_used(self.src)
+        needed = [r for r in used if r["rolname"] not in have]
         if not needed:
             return
         hashes = catalog.role_password_hashes(self.src, [r["rolname"] for r in needed])
@@ -550,7 +551,23 @@ class Cutover:
             self.tgt.execute(sql.SQL(" ").join(parts))
             if not superuser:
                 self.tgt.execute(sql.SQL("GRANT {0} TO CURRENT_USER").format(sql.Identifier(role["rolname"])))
-            created.append({"name": role["rolname"], "login": bool(role["rolcanlogin"]), "password_copied": bool(role["rolcanlogin"] and hashes.get(role["rolname"]))})
+            created.append(
+                {
+                    "name": role["rolname"],
+                    "login": bool(role["rolcanlogin"]),
+                    "password_copied": bool(role["rolcanlogin"] and hashes.get(role["rolname"])),
+                    "superuser_on_source": bool(role["rolsuper"]),
+                }
+            )
+        # A source superuser (often the owner of everything on a legacy server)
+        # cannot be a superuser on RDS: to keep its access to this database's
+        # objects it becomes a member of every other role that owns or was
+        # granted something here.
+        for role in needed:
+            if role["rolsuper"]:
+                for other in used:
+                    if other["rolname"] != role["rolname"] and not other["rolsuper"]:
+                        self.tgt.execute(sql.SQL("GRANT {0} TO {1}").format(sql.Identifier(other["rolname"]), sql.Identifier(role["rolname"])))
         self.result["roles_created"] = created
         self.log("schema: created {0} role(s) on the target: {1}".format(len(created), ", ".join(r["name"] for r in created)))
 
