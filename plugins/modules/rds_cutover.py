@@ -314,7 +314,8 @@ phases:
   returned: always
   type: list
   elements: dict
-  sample: [{"name": "copy", "start": "2025-01-01T12:00:00.000000Z", "seconds": 41.2}, {"name": "catchup", "start": "2025-01-01T12:01:30.100000Z", "seconds": 0.41}]
+  sample: [{"name": "copy", "start": "2025-01-01T12:00:00.000000Z", "seconds": 41.2},
+           {"name": "catchup", "start": "2025-01-01T12:01:30.100000Z", "seconds": 0.41}]
 write_downtime_s:
   description: Seconds from the fence on to the hand-over (or to the fence lifted, on failure). Null when no fence ran.
   returned: always

@@ -12,6 +12,7 @@ a failure that names the phase and the cause.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import tempfile
@@ -42,10 +43,8 @@ def servers() -> Iterator[dict[str, Cluster]]:
         yield pair
     finally:
         for cluster in pair.values():
-            try:
+            with contextlib.suppress(Exception):  # best effort: a killed cluster is already down
                 cluster.stop()
-            except Exception:  # noqa: S110 - best effort: a killed cluster is already down
-                pass
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -94,7 +93,10 @@ class Migration:
             return {
                 "publications": [r[0] for r in src.execute("SELECT pubname FROM pg_publication")],
                 "slots": [r[0] for r in src.execute("SELECT slot_name FROM pg_replication_slots WHERE database = current_database()")],
-                "subscriptions": [r[0] for r in dst.execute("SELECT subname FROM pg_subscription WHERE subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())")],
+                "subscriptions": [
+                    r[0]
+                    for r in dst.execute("SELECT subname FROM pg_subscription WHERE subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())")
+                ],
             }
 
 
@@ -113,9 +115,10 @@ def assert_target_complete(mig: Migration, writer: pgdata.Writer | None, result:
         assert dst.execute("SELECT count(*) > 0 FROM shop.daily_sales").fetchone()[0]
         assert dst.execute("SELECT price_gross = round(price * 1.2, 2) FROM shop.products WHERE id = 7").fetchone()[0]
         # Indexes and constraints exist on the target (built after the copy).
-        assert dst.execute("SELECT count(*) FROM pg_indexes WHERE schemaname IN ('shop', 'audit')").fetchone()[0] == src.execute(
-            "SELECT count(*) FROM pg_indexes WHERE schemaname IN ('shop', 'audit')"
-        ).fetchone()[0]
+        assert (
+            dst.execute("SELECT count(*) FROM pg_indexes WHERE schemaname IN ('shop', 'audit')").fetchone()[0]
+            == src.execute("SELECT count(*) FROM pg_indexes WHERE schemaname IN ('shop', 'audit')").fetchone()[0]
+        )
         assert dst.execute("SELECT count(*) FROM pg_constraint WHERE contype = 'f'").fetchone()[0] == 3
         # Hand-over: the source refuses writes, the target takes them (identity and standalone sequences continue).
         with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
@@ -142,7 +145,21 @@ def test_logical_cutover_under_writes_loses_no_committed_write(servers: dict[str
     assert_target_complete(mig, writer, result)
     assert writer.refused > 0 or writer.ambiguous or writer.committed, "the writer ran through the fence"
     names = [p["name"] for p in result["phases"]]
-    assert names == ["preflight", "snapshot", "schema", "copy", "indexes", "subscribe", "sync", "fence", "catchup", "sequences", "large_objects", "verify", "handover"]
+    assert names == [
+        "preflight",
+        "snapshot",
+        "schema",
+        "copy",
+        "indexes",
+        "subscribe",
+        "sync",
+        "fence",
+        "catchup",
+        "sequences",
+        "large_objects",
+        "verify",
+        "handover",
+    ]
     assert 0 < result["write_downtime_s"] < 30
     assert result["lag_bytes_at_fence"] is not None
     seqs = {s["name"]: s for s in result["sequences"]}

@@ -50,7 +50,7 @@ def test_copy_sql_leaves_generated_columns_out_and_imports_the_snapshot():
     task = {"table": table, "range": (10, 20), "est_bytes": 10}
     src = copy.source_sql(task, "binary", snapshot="00000003-0000001B-1")
     assert src.startswith("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '00000003-0000001B-1'; ")
-    assert "COPY (SELECT \"id\", \"price\", \"we\"\"ird\" FROM ONLY shop.products WHERE ctid >= '(10,0)'::tid AND ctid < '(20,0)'::tid)" in src
+    assert 'COPY (SELECT "id", "price", "we""ird" FROM ONLY shop.products WHERE ctid >= \'(10,0)\'::tid AND ctid < \'(20,0)\'::tid)' in src
     assert copy.target_sql(task, "binary") == 'SET synchronous_commit = off; COPY shop.products ("id", "price", "we""ird") FROM STDIN (FORMAT binary)'
     assert copy.describe(task) == "shop.products (pages 10-19)"
 

@@ -109,9 +109,7 @@ def test_logical_needs_wal_level_slots_senders_and_workers():
 
 
 def test_versions_tools_and_extensions():
-    found = preflight.findings(
-        facts(target_major=14, tool_major=14, source_extensions={"plpgsql": "1.0", "postgis": "3.4"}), "logical", None
-    )
+    found = preflight.findings(facts(target_major=14, tool_major=14, source_extensions={"plpgsql": "1.0", "postgis": "3.4"}), "logical", None)
     assert checks(found) == ["versions", "client_tools", "extensions"]
     assert found[2]["object"] == "postgis"
     assert "postgresql-client-15" in found[1]["fix"]

@@ -22,7 +22,7 @@ SELECT c.oid, n.nspname, c.relname, format('%I.%I', n.nspname, c.relname) AS qna
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p', 'f') AND {schemas} AND {not_ext}
 ORDER BY bytes DESC, qname
-""".format(schemas=USER_SCHEMAS, not_ext=NOT_EXTENSION_MEMBER)
+""".format(schemas=USER_SCHEMAS, not_ext=NOT_EXTENSION_MEMBER)  # noqa: S608 - identifiers quoted by the catalog (format('%I.%I'))
 
 COLUMNS_SQL = """
 SELECT a.attrelid, a.attname, a.attgenerated <> '' AS generated,
@@ -43,7 +43,7 @@ SELECT format('%I.%I', n.nspname, c.relname) AS qname, s.seqincrement,
 FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE {schemas} AND {not_ext}
 ORDER BY 1
-""".format(schemas=USER_SCHEMAS, not_ext=NOT_EXTENSION_MEMBER)
+""".format(schemas=USER_SCHEMAS, not_ext=NOT_EXTENSION_MEMBER)  # noqa: S608 - identifiers quoted by the catalog (format('%I.%I'))
 
 ROLES_SQL = """
 WITH used AS (
@@ -59,7 +59,7 @@ SELECT r.rolname, r.rolcanlogin, r.rolinherit, r.rolconnlimit, r.rolvaliduntil::
 FROM pg_roles r JOIN used ON used.oid = r.oid
 WHERE r.rolname !~ '^pg_'
 ORDER BY 1
-""".format(schemas=USER_SCHEMAS)
+""".format(schemas=USER_SCHEMAS)  # noqa: S608 - identifiers quoted by the catalog (format('%I.%I'))
 
 PRIVILEGES_SQL = """
 SELECT r.rolsuper, r.rolreplication, r.rolbypassrls,
@@ -85,7 +85,7 @@ SETTINGS = (
 
 def rows_as_dicts(cursor):
     names = [col.name for col in cursor.description]
-    return [dict(zip(names, row)) for row in cursor.fetchall()]
+    return [dict((name, row[i]) for i, name in enumerate(names)) for row in cursor.fetchall()]
 
 
 def tables(conn):
@@ -114,8 +114,8 @@ def sequence_values(conn, names):
     values = {}
     names = list(names)
     for start in range(0, len(names), 200):
-        batch = names[start:start + 200]
-        query = " UNION ALL ".join("SELECT {0}::text, last_value, is_called FROM {1}".format(quote_literal(name), name) for name in batch)
+        batch = names[start : start + 200]
+        query = " UNION ALL ".join("SELECT {0}::text, last_value, is_called FROM {1}".format(quote_literal(name), name) for name in batch)  # noqa: S608 - identifiers quoted by the catalog (format('%I.%I'))
         for name, last_value, is_called in conn.execute(query):
             values[name] = (int(last_value), bool(is_called))
     return values
@@ -158,7 +158,9 @@ def role_password_hashes(conn, names):
     """{role: password hash} when this user may read pg_authid (superuser), else {}."""
     try:
         with conn.transaction():
-            return dict(conn.execute("SELECT rolname, rolpassword FROM pg_authid WHERE rolname = ANY(%s) AND rolpassword IS NOT NULL", (list(names),)).fetchall())
+            return dict(
+                conn.execute("SELECT rolname, rolpassword FROM pg_authid WHERE rolname = ANY(%s) AND rolpassword IS NOT NULL", (list(names),)).fetchall()
+            )
     except Exception:  # pylint: disable=broad-except  # not a superuser: roles get no password
         return {}
 
@@ -181,7 +183,7 @@ def database_size(conn):
 
 def user_relations(conn, limit=5):
     """(count, first few names) of relations a cut-over would collide with."""
-    query = (
+    query = (  # noqa: S608 - identifiers quoted by the catalog (format('%I.%I'))
         "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
         "WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND {0} AND {1} ORDER BY 1"
     ).format(USER_SCHEMAS, NOT_EXTENSION_MEMBER)
@@ -194,7 +196,7 @@ def database_read_only_setting(conn):
     row = conn.execute(
         "SELECT setconfig FROM pg_db_role_setting WHERE setrole = 0 AND setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())"
     ).fetchone()
-    for item in (row[0] if row and row[0] else []):
+    for item in row[0] if row and row[0] else []:
         key, _, value = item.partition("=")
         if key == "default_transaction_read_only":
             return value

@@ -19,6 +19,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import contextlib
 import os
 import subprocess
 import threading
@@ -84,7 +85,7 @@ def source_sql(task, fmt, snapshot=None):
     if task["range"] is None:
         copy = "COPY {0} ({1}) TO STDOUT (FORMAT {2})".format(table["qname"], cols, fmt)
     else:
-        copy = "COPY (SELECT {1} FROM ONLY {0} WHERE {3}) TO STDOUT (FORMAT {2})".format(table["qname"], cols, fmt, ctid_condition(task["range"]))
+        copy = "COPY (SELECT {1} FROM ONLY {0} WHERE {3}) TO STDOUT (FORMAT {2})".format(table["qname"], cols, fmt, ctid_condition(task["range"]))  # noqa: S608 - identifiers quoted by the catalog (format('%I.%I'))
     if snapshot:
         return "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{0}'; {1}; COMMIT".format(snapshot, copy)
     return "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; {0}; COMMIT".format(copy)
@@ -105,7 +106,7 @@ def describe(task):
 class Copier:
     """Runs COPY tasks with ``jobs`` workers; ``run()`` raises ``CopyError``."""
 
-    def __init__(self, bindir, source, target, env, scratch, jobs=4, fmt="binary", snapshot=None, log=None, hooks=None, secrets=(), progress_every=10.0):
+    def __init__(self, bindir, source, target, env, scratch, *, jobs=4, fmt="binary", snapshot=None, log=None, hooks=None, secrets=(), progress_every=10.0):
         self.bindir = bindir
         self.scratch = scratch
         self.source = source
@@ -163,10 +164,8 @@ class Copier:
                 broken = True
             finally:
                 for stream in (dst.stdin, src.stdout):
-                    try:
+                    with contextlib.suppress(OSError):
                         stream.close()
-                    except OSError:
-                        pass
             if broken:
                 src.kill()
             src_rc = src.wait()
@@ -197,10 +196,8 @@ class Copier:
         with self._lock:
             procs = list(self._procs)
         for proc in procs:
-            try:
+            with contextlib.suppress(OSError):
                 proc.kill()
-            except OSError:
-                pass
 
     def run(self, tasks, what="copy"):
         """Run every task; returns {qname: {"bytes", "seconds"}} per table."""
@@ -252,7 +249,7 @@ class Copier:
         return "{0}: {1}/{2} tables, {3:.1f} MB of ~{4:.1f} MB, {5:.1f} MB/s".format(what, done, total, mb, total_est / 1e6, rate)
 
 
-def sample_rate(bindir, source, env, table, sample_bytes, fmt="binary", timeout=120):
+def sample_rate(bindir, source, env, table, sample_bytes, *, fmt="binary", timeout=120):
     """Read about ``sample_bytes`` of ``table`` with COPY and discard them: (bytes, seconds, row limit).
 
     What the rehearsal measures: the source side of the copy path (psql,
@@ -262,7 +259,7 @@ def sample_rate(bindir, source, env, table, sample_bytes, fmt="binary", timeout=
     size = int(table.get("bytes") or 0)
     row_bytes = float(size) / est_rows if est_rows > 0 else 200.0
     limit = max(1000, int(sample_bytes / max(row_bytes, 1.0)))
-    command = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; COPY (SELECT {0} FROM ONLY {1} LIMIT {2}) TO STDOUT (FORMAT {3}); COMMIT".format(
+    command = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; COPY (SELECT {0} FROM ONLY {1} LIMIT {2}) TO STDOUT (FORMAT {3}); COMMIT".format(  # noqa: S608 - identifiers quoted by the catalog (format('%I.%I'))
         copy_columns(table) or "*", table["qname"], limit, fmt
     )
     started = time.monotonic()

@@ -35,6 +35,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import contextlib
 import datetime
 import json
 import os
@@ -102,7 +103,7 @@ def first_line(err):
     return text.splitlines()[0] if text else type(err).__name__
 
 
-def predict(sizes, rates, jobs, method, max_lag_bytes, sequences, tables_count):
+def predict(sizes, rates, *, jobs, method, max_lag_bytes, sequences, tables_count):
     """Predicted durations (seconds) from measured rates; pure, unit-tested.
 
     ``rates``: ``copy_bytes_s`` (one COPY stream) and ``verify_bytes_s`` (one
@@ -134,7 +135,7 @@ def predict(sizes, rates, jobs, method, max_lag_bytes, sequences, tables_count):
 
 
 class Cutover:
-    def __init__(self, params, log=None, run_command=None, hooks=None, check_mode=False, diff=False):
+    def __init__(self, params, *, log=None, run_command=None, hooks=None, check_mode=False, diff=False):
         merged = dict(DEFAULTS)
         merged.update(dict((k, v) for k, v in params.items() if v is not None))
         self.params = merged
@@ -222,7 +223,7 @@ class Cutover:
                 "cannot connect to the {0} {1}: {2}".format(endpoint.role, endpoint.label(), scrub(first_line(err), self.secrets)),
                 "Check host, port, user, password and sslmode of `{0}`; nothing was changed.".format(endpoint.role),
                 self._final(),
-            )
+            ) from err
         # Our own sessions must write (state, slot, fence) even when the
         # database is read-only by default; in check mode they may not.
         conn.execute("SET default_transaction_read_only = {0}".format("on" if self.check_mode else "off"))
@@ -290,10 +291,8 @@ class Cutover:
         finally:
             for conn in (self.src, self.tgt):
                 if conn is not None:
-                    try:
+                    with contextlib.suppress(Exception):
                         conn.close()
-                    except Exception:  # pylint: disable=broad-except
-                        pass
             if self.passfile is not None:
                 self.passfile.close()
 
@@ -304,7 +303,7 @@ class Cutover:
             self.bindir = tools.find_bindir(self.params.get("pg_bin_dir"))
             tool_major = tools.tool_major(self.bindir)
         except ToolError as err:
-            raise self._fail(str(err), "Nothing was changed.")
+            raise self._fail(str(err), "Nothing was changed.") from err
         tables = catalog.tables(src)
         src_priv = catalog.privileges(src)
         not_owned = []
@@ -317,7 +316,9 @@ class Cutover:
                     ([t["oid"] for t in tables],),
                 )
             ]
-        unreadable = [t["qname"] for t in tables if t["relkind"] == "r" and not src.execute("SELECT has_table_privilege(%s, 'SELECT')", (t["oid"],)).fetchone()[0]]
+        unreadable = [
+            t["qname"] for t in tables if t["relkind"] == "r" and not src.execute("SELECT has_table_privilege(%s, 'SELECT')", (t["oid"],)).fetchone()[0]
+        ]
         facts = {
             "bindir": self.bindir,
             "tool_major": tool_major,
@@ -364,7 +365,9 @@ class Cutover:
             if self.method is None:
                 self.method = "logical" if preflight.logical_possible(facts) else "dump_restore"
                 if self.method == "dump_restore":
-                    self.log("preflight: the source cannot replicate logically (wal_level or privileges): method dump_restore, writes are fenced for the whole copy")
+                    self.log(
+                        "preflight: the source cannot replicate logically (wal_level or privileges): method dump_restore, writes are fenced for the whole copy"
+                    )
             found = preflight.findings(facts, self.method, self.fence_spec, resuming=resuming)
             if self.params["roles"] == "require":
                 missing = self._missing_roles()
@@ -393,7 +396,9 @@ class Cutover:
                 )
             )
             if errors:
-                raise self._fail("{0} preflight error(s): {1}".format(len(errors), preflight.summary(found)), "Nothing was changed; fix the findings and run again.")
+                raise self._fail(
+                    "{0} preflight error(s): {1}".format(len(errors), preflight.summary(found)), "Nothing was changed; fix the findings and run again."
+                )
         return facts
 
     def _missing_roles(self):
@@ -438,10 +443,21 @@ class Cutover:
             self.run_preflight(resuming=True)
             if state["state"] == "fenced":
                 self.log("a previous run left the source fenced: lifting that fence first")
-                old = Fence.from_record(self.src, self.source.dbname, state.get("fence") or {}, self.fence_spec, self.unfence_spec, self.run_command, self.log)
+                old = Fence.from_record(
+                    self.src,
+                    self.source.dbname,
+                    state.get("fence") or {},
+                    spec=self.fence_spec,
+                    unfence_spec=self.unfence_spec,
+                    run_command=self.run_command,
+                    log=self.log,
+                )
                 problems = old.lift()
                 if problems:
-                    raise self._fail("could not lift the fence of the previous run: {0}".format("; ".join(problems)), "Lift it by hand (ALTER DATABASE <db> RESET default_transaction_read_only) and re-run.")
+                    raise self._fail(
+                        "could not lift the fence of the previous run: {0}".format("; ".join(problems)),
+                        "Lift it by hand (ALTER DATABASE <db> RESET default_transaction_read_only) and re-run.",
+                    )
                 self.changed = True
                 self._save_state(state="syncing", fence=None)
             if phase == "copy":
@@ -488,10 +504,11 @@ class Cutover:
             removed = self.teardown()
             raise self._fail(
                 cause,
-                "The source was not changed and keeps taking writes{0}. The target {1} holds a partial copy: drop and recreate that database before the next attempt.".format(
+                "The source was not changed and keeps taking writes{0}. The target {1} holds a partial copy: "
+                "drop and recreate that database before the next attempt.".format(
                     "; replication objects removed ({0})".format(", ".join(removed)) if removed else "", self.target.label()
                 ),
-            )
+            ) from err
 
     def _cause(self, err):
         if isinstance(err, (CopyError, ToolError, FenceError, WaitTimeout, _Abort)):
@@ -508,7 +525,9 @@ class Cutover:
             dump = self.passfile.scratch("schema.dump")
             tools.dump_schema(self.bindir, self.source, dump, self.passfile.env(), snapshot=snapshot, secrets=self.secrets)
             skip = catalog.extensions(self.tgt)
-            count = tools.restore_section(self.bindir, dump, self.target, self.passfile.env(), "pre-data", skip_extensions=skip, no_owner=no_owner, secrets=self.secrets)
+            count = tools.restore_section(
+                self.bindir, dump, self.target, self.passfile.env(), "pre-data", skip_extensions=skip, no_owner=no_owner, secrets=self.secrets
+            )
             self.log("schema: pre-data restored ({0} entries: types, tables, functions; no secondary indexes or constraints yet)".format(count))
 
     def schema_post(self):
@@ -529,7 +548,10 @@ class Cutover:
             views = catalog.populated_matviews(self.src)
             for view in views:
                 self.tgt.execute("REFRESH MATERIALIZED VIEW {0}".format(view))
-            self.log("indexes: post-data restored with {0} jobs ({1} entries: indexes, constraints, foreign keys, triggers); {2} materialized view(s) refreshed".format(self.jobs, count, len(views)))
+            self.log(
+                "indexes: post-data restored with {0} jobs ({1} entries: indexes, constraints, foreign keys, triggers); "
+                "{2} materialized view(s) refreshed".format(self.jobs, count, len(views))
+            )
 
     def create_roles(self):
         have = catalog.existing_roles(self.tgt)
@@ -632,14 +654,13 @@ class Cutover:
                     "The source was not fenced and keeps taking writes. Replication keeps running (slot {0} retains WAL on the source): "
                     "run phase: cutover (or sync) again later, or phase: rollback to remove it.".format(self.name),
                     replication=self._replication_status(),
-                )
+                ) from err
             removed = self.teardown()
             raise self._fail(
                 str(err),
-                "The source was not changed and keeps taking writes; replication objects removed ({0}). Drop and recreate the target database {1} before the next attempt.".format(
-                    ", ".join(removed) or "none left", self.target.label()
-                ),
-            )
+                "The source was not changed and keeps taking writes; replication objects removed ({0}). "
+                "Drop and recreate the target database {1} before the next attempt.".format(", ".join(removed) or "none left", self.target.label()),
+            ) from err
         except CutoverFailed:
             raise
         except Exception as err:  # pylint: disable=broad-except
@@ -647,8 +668,10 @@ class Cutover:
             removed = self.teardown() if created else []
             raise self._fail(
                 cause,
-                "The source was not fenced and keeps taking writes{0}.".format("; replication objects removed ({0})".format(", ".join(removed)) if removed else ""),
-            )
+                "The source was not fenced and keeps taking writes{0}.".format(
+                    "; replication objects removed ({0})".format(", ".join(removed)) if removed else ""
+                ),
+            ) from err
 
     def _check_subscription(self):
         health = replication.subscription_health(self.tgt, self.name, self.target_major)
@@ -679,13 +702,15 @@ class Cutover:
             try:
                 deadline.check(last_seen="lag {0} bytes".format(lag))
             except WaitTimeout as err:
-                raise _Abort(str(err), keep_replication=True)
+                raise _Abort(str(err), keep_replication=True) from err
             time.sleep(deadline.sleep_for(0.2))
 
     # -- the fenced part ------------------------------------------------------------------------------------
     def cutover(self):
         self.hook("before_fence", self)
-        self.fence = Fence(self.src, self.source.dbname, self.fence_spec, self.unfence_spec, self.run_command, self.log, keep_pids=[self.src.info.backend_pid])
+        self.fence = Fence(
+            self.src, self.source.dbname, self.fence_spec, self.unfence_spec, run_command=self.run_command, log=self.log, keep_pids=[self.src.info.backend_pid]
+        )
         self._save_state(state="fenced", fence=self.fence.record())
         self.changed = True
         self.fence_started = time.monotonic()
@@ -706,13 +731,17 @@ class Cutover:
                 removed = self.teardown(tombstone=True)
                 downtime = round(time.monotonic() - self.fence_started, 3)
                 self.result["write_downtime_s"] = downtime
-                self.log("handover: replication removed ({0}); the target is the database of record, the source stays read-only. Write downtime {1:.3f}s".format(", ".join(removed), downtime))
+                self.log(
+                    "handover: replication removed ({0}); the target is the database of record, the source stays read-only. Write downtime {1:.3f}s".format(
+                        ", ".join(removed), downtime
+                    )
+                )
             return self._finish()
         except CutoverFailed:
             raise
         except Exception as err:  # pylint: disable=broad-except
             keep = isinstance(err, _Abort) and err.keep_replication
-            raise self._abort_fenced(self._cause(err), keep)
+            raise self._abort_fenced(self._cause(err), keep) from err
 
     def wait_for_fence_lsn(self, fence_lsn, deadline):
         checked = 0.0
@@ -729,7 +758,9 @@ class Cutover:
             if deadline.expired:
                 behind = lsn_to_int(fence_lsn) - lsn_to_int(status["confirmed_flush_lsn"])
                 raise _Abort(
-                    "the target did not reach the fence LSN {0} within fence_timeout_s={1} ({2} bytes behind)".format(fence_lsn, self.params["fence_timeout_s"], behind),
+                    "the target did not reach the fence LSN {0} within fence_timeout_s={1} ({2} bytes behind)".format(
+                        fence_lsn, self.params["fence_timeout_s"], behind
+                    ),
                     keep_replication=True,
                 )
             time.sleep(min(0.02, deadline.remaining))
@@ -756,13 +787,21 @@ class Cutover:
         with self.phase("verify"):
             tgt_tables = catalog.copyable(catalog.tables(self.tgt))
             algorithm = "hash" if min(self.source_major, self.target_major) >= 14 else "md5"
-            verifier = Verifier(self.source, self.target, jobs=self.jobs, mode=self.params["verify"], algorithm=algorithm, statement_timeout_s=max(deadline.remaining, 0.001))
+            verifier = Verifier(
+                self.source, self.target, jobs=self.jobs, mode=self.params["verify"], algorithm=algorithm, statement_timeout_s=max(deadline.remaining, 0.001)
+            )
             results = verifier.run(src_tables, tgt_tables)
             self.result["tables"] = results
             bad = [r for r in results if not r["verified"]]
-            self.log("verify: {0}/{1} tables match ({2}, {3} rows)".format(len(results) - len(bad), len(results), self.params["verify"], sum(r["source_rows"] for r in results)))
+            self.log(
+                "verify: {0}/{1} tables match ({2}, {3} rows)".format(
+                    len(results) - len(bad), len(results), self.params["verify"], sum(r["source_rows"] for r in results)
+                )
+            )
             if bad:
-                raise _Abort("verification found {0} table(s) that differ: {1}".format(len(bad), "; ".join("{0}: {1}".format(r["name"], r["reason"]) for r in bad[:5])))
+                raise _Abort(
+                    "verification found {0} table(s) that differ: {1}".format(len(bad), "; ".join("{0}: {1}".format(r["name"], r["reason"]) for r in bad[:5]))
+                )
         deadline.check()
 
     def _abort_fenced(self, cause, keep_replication):
@@ -770,7 +809,11 @@ class Cutover:
         problems = self.fence.lift() if self.fence is not None else []
         downtime = round(time.monotonic() - self.fence_started, 3)
         self.result["write_downtime_s"] = downtime
-        fence_state = "writes on the source restored after {0:.1f}s".format(downtime) if not problems else "LIFTING THE FENCE FAILED ({0}): restore writes by hand".format("; ".join(problems))
+        fence_state = (
+            "writes on the source restored after {0:.1f}s".format(downtime)
+            if not problems
+            else "LIFTING THE FENCE FAILED ({0}): restore writes by hand".format("; ".join(problems))
+        )
         self.log("abort: {0}".format(fence_state))
         if keep_replication and not problems:
             try:
@@ -782,8 +825,8 @@ class Cutover:
                     "run phase: cutover again (when the lag is lower, or with a larger fence_timeout_s), or phase: rollback.".format(fence_state),
                     replication=self._replication_status(),
                 )
-            except Exception:  # pylint: disable=broad-except  # replication is not healthy: remove it
-                pass
+            except Exception as err:  # pylint: disable=broad-except  # replication is not healthy: remove it
+                self.log("abort: replication is not healthy ({0}): removing it".format(first_line(err)))
         if problems:
             return self._fail(cause, "The fence could not be lifted: {0}. Replication objects were kept so that phase: rollback can retry.".format(fence_state))
         removed = self.teardown()
@@ -876,8 +919,8 @@ class Cutover:
                 self.tgt = self._connect(self.target)
                 if replication.drop_subscription(self.tgt, self.name):
                     removed.append("subscription on the target")
-            except Exception:  # pylint: disable=broad-except
-                pass
+            except Exception as again:  # pylint: disable=broad-except
+                self.log("teardown: the target is still unreachable ({0})".format(first_line(again)))
         if replication.drop_slot(self.src, self.name):
             removed.append("slot")
         if tombstone:
@@ -902,7 +945,15 @@ class Cutover:
                 self.changed = present
                 return self._final()
             if state is not None and state.get("state") == "fenced":
-                old = Fence.from_record(self.src, self.source.dbname, state.get("fence") or {}, self.fence_spec, self.unfence_spec, self.run_command, self.log)
+                old = Fence.from_record(
+                    self.src,
+                    self.source.dbname,
+                    state.get("fence") or {},
+                    spec=self.fence_spec,
+                    unfence_spec=self.unfence_spec,
+                    run_command=self.run_command,
+                    log=self.log,
+                )
                 problems = old.lift()
                 if problems:
                     raise self._fail("could not lift the fence: {0}".format("; ".join(problems)), "Lift it by hand and run rollback again.")
@@ -912,12 +963,18 @@ class Cutover:
             if removed:
                 self.changed = True
             self.state = None
-            self.log("rollback: removed {0}; the target database was left as it is".format(", ".join(removed) or "nothing (no migration {0!r})".format(self.migration_id)))
+            self.log(
+                "rollback: removed {0}; the target database was left as it is".format(
+                    ", ".join(removed) or "nothing (no migration {0!r})".format(self.migration_id)
+                )
+            )
             return self._final(removed=removed)
 
     # -- dump_restore ----------------------------------------------------------------------------------------------
     def dump_restore(self):
-        self.fence = Fence(self.src, self.source.dbname, self.fence_spec, self.unfence_spec, self.run_command, self.log, keep_pids=[self.src.info.backend_pid])
+        self.fence = Fence(
+            self.src, self.source.dbname, self.fence_spec, self.unfence_spec, run_command=self.run_command, log=self.log, keep_pids=[self.src.info.backend_pid]
+        )
         self.fence_started = time.monotonic()
         self.changed = True
         deadline = Deadline(max(self.params["fence_timeout_s"], 1), "the fenced cut-over (fence_timeout_s)")
@@ -943,7 +1000,13 @@ class Cutover:
             self.fenced_work(deadline)
             with self.phase("handover"):
                 # An empty publication records that this migration is done (a re-run is ok).
-                self.state = {"state": "done", "method": "dump_restore", "migration_id": self.migration_id, "target": self.target.identity(), "finished": iso(utcnow())}
+                self.state = {
+                    "state": "done",
+                    "method": "dump_restore",
+                    "migration_id": self.migration_id,
+                    "target": self.target.identity(),
+                    "finished": iso(utcnow()),
+                }
                 replication.tombstone(self.src, self.name, self.state)
                 downtime = round(time.monotonic() - self.fence_started, 3)
                 self.result["write_downtime_s"] = downtime
@@ -957,14 +1020,17 @@ class Cutover:
             problems = self.fence.lift()
             downtime = round(time.monotonic() - self.fence_started, 3)
             self.result["write_downtime_s"] = downtime
-            fence_state = "writes on the source restored after {0:.1f}s".format(downtime) if not problems else "LIFTING THE FENCE FAILED ({0})".format("; ".join(problems))
+            fence_state = (
+                "writes on the source restored after {0:.1f}s".format(downtime)
+                if not problems
+                else "LIFTING THE FENCE FAILED ({0})".format("; ".join(problems))
+            )
             self.fence = None
             raise self._fail(
                 self._cause(err),
-                "The fence was lifted ({0}); the source remains the database of record and lost nothing. The target {1} holds a partial copy: drop and recreate it before the next attempt.".format(
-                    fence_state, self.target.label()
-                ),
-            )
+                "The fence was lifted ({0}); the source remains the database of record and lost nothing. "
+                "The target {1} holds a partial copy: drop and recreate it before the next attempt.".format(fence_state, self.target.label()),
+            ) from err
 
     # -- check mode: the rehearsal --------------------------------------------------------------------------------------
     def rehearse(self):
@@ -975,7 +1041,11 @@ class Cutover:
         facts = self.run_preflight(resuming=state is not None)
         tables = catalog.copyable(facts["tables"])
         with self.phase("rehearsal"):
-            index_bytes = int(self.src.execute("SELECT coalesce(sum(pg_indexes_size(c.oid)), 0) FROM pg_class c WHERE c.oid = ANY(%s)", ([t["oid"] for t in tables],)).fetchone()[0])
+            index_bytes = int(
+                self.src.execute(
+                    "SELECT coalesce(sum(pg_indexes_size(c.oid)), 0) FROM pg_class c WHERE c.oid = ANY(%s)", ([t["oid"] for t in tables],)
+                ).fetchone()[0]
+            )
             sizes = {
                 "database_bytes": facts["db_bytes"],
                 "table_bytes": sum(int(t["bytes"]) for t in tables),
@@ -1002,10 +1072,24 @@ class Cutover:
                 if verify_s:
                     rates["verify_bytes_s"] = min(sample_bytes, int(largest["bytes"]) or sample_bytes) / verify_s
                 rates["measured"] = True
-                sample = {"table": largest["qname"], "bytes": copied, "seconds": round(seconds, 3), "mb_per_s": round(copied / 1e6 / seconds, 1), "row_bytes_on_disk": round(row_disk, 1)}
+                sample = {
+                    "table": largest["qname"],
+                    "bytes": copied,
+                    "seconds": round(seconds, 3),
+                    "mb_per_s": round(copied / 1e6 / seconds, 1),
+                    "row_bytes_on_disk": round(row_disk, 1),
+                }
             if self.params["verify"] != "checksums":
                 rates["verify_bytes_s"] = None if self.params["verify"] == "none" else (rates["verify_bytes_s"] or 0) * 4 or None
-            prediction = predict(sizes, rates, self.jobs, self.method, self.params["max_lag_bytes"], sizes["sequences"], len(tables))
+            prediction = predict(
+                sizes,
+                rates,
+                jobs=self.jobs,
+                method=self.method,
+                max_lag_bytes=self.params["max_lag_bytes"],
+                sequences=sizes["sequences"],
+                tables_count=len(tables),
+            )
             self.log(
                 "rehearsal: {0:.1f} MB of tables, sample {1}; predicted copy {2}s, write downtime {3}s ({4})".format(
                     sizes["table_bytes"] / 1e6,
@@ -1024,7 +1108,7 @@ class Cutover:
     def _sample_verify(self, table, sample_bytes):
         est_rows = max(int(table["est_rows"]), 1)
         limit = max(1000, int(sample_bytes / max(float(table["bytes"]) / est_rows, 1.0)))
-        query = "SELECT count(*), sum({0}) FROM (SELECT * FROM ONLY {1} LIMIT {2}) AS t".format(
+        query = "SELECT count(*), sum({0}) FROM (SELECT * FROM ONLY {1} LIMIT {2}) AS t".format(  # noqa: S608 - identifiers quoted by the catalog (format('%I.%I'))
             row_hash_expression(table, "hash" if min(self.source_major, self.target_major) >= 14 else "md5"), table["qname"], limit
         )
         started = time.monotonic()
@@ -1035,5 +1119,3 @@ class Cutover:
         except psycopg.Error:
             return None
         return time.monotonic() - started
-
-

@@ -98,7 +98,7 @@ def terminate_sessions(conn, keep_pids, before, since=None, timeout_s=10.0):
 class Fence:
     """Stops writes on the source (``apply``) and restores them (``lift``)."""
 
-    def __init__(self, conn, dbname, spec, unfence_spec, run_command, log, keep_pids=()):
+    def __init__(self, conn, dbname, spec, unfence_spec, *, run_command, log, keep_pids=()):
         self.conn = conn
         self.dbname = dbname
         self.spec = spec or {}
@@ -117,8 +117,8 @@ class Fence:
         return {"read_only_set": self.read_only_set, "read_only_at": self.read_only_at, "previous": self.previous, "commands_run": self.commands_run}
 
     @classmethod
-    def from_record(cls, conn, dbname, record, spec, unfence_spec, run_command, log):
-        fence = cls(conn, dbname, spec, unfence_spec, run_command, log)
+    def from_record(cls, conn, dbname, record, *, spec, unfence_spec, run_command, log):
+        fence = cls(conn, dbname, spec, unfence_spec, run_command=run_command, log=log)
         fence.read_only_set = bool(record.get("read_only_set"))
         fence.previous = record.get("previous")
         fence.read_only_at = record.get("read_only_at")

@@ -79,9 +79,7 @@ def findings(facts, method, fence_spec, resuming=False):
         )
     if method == "logical" and src_major < 10:
         out.append(
-            finding(
-                "error", "versions", "source", "PostgreSQL {0} has no logical replication (10 or later)".format(src_major), "use method: dump_restore"
-            )
+            finding("error", "versions", "source", "PostgreSQL {0} has no logical replication (10 or later)".format(src_major), "use method: dump_restore")
         )
 
     # -- extensions -------------------------------------------------------------------------------
@@ -191,7 +189,9 @@ def findings(facts, method, fence_spec, resuming=False):
                 "warning",
                 "unlogged_tables",
                 ", ".join(t["qname"] for t in unlogged[:10]),
-                "{0} unlogged table(s) ({1}) are not replicated: they are copied again inside the write fence".format(len(unlogged), mb(sum(t["bytes"] for t in unlogged))),
+                "{0} unlogged table(s) ({1}) are not replicated: they are copied again inside the write fence".format(
+                    len(unlogged), mb(sum(t["bytes"] for t in unlogged))
+                ),
                 "ALTER TABLE ... SET LOGGED to keep them out of the write downtime",
             )
         )
@@ -266,7 +266,9 @@ def findings(facts, method, fence_spec, resuming=False):
             )
         )
     if not tgt_priv["can_create"] and not tgt_priv["rolsuper"]:
-        out.append(finding("error", "privileges", "target", "the target user may not CREATE in the target database", "connect as the database owner or master user"))
+        out.append(
+            finding("error", "privileges", "target", "the target user may not CREATE in the target database", "connect as the database owner or master user")
+        )
 
     # -- the fence ---------------------------------------------------------------------------------
     if facts["source_read_only"] == "on" and not resuming:

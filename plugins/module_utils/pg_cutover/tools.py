@@ -66,7 +66,7 @@ def run_tool(args, env, secrets=(), timeout=None, what=None):
     return proc
 
 
-def dump_schema(bindir, source, path, env, snapshot=None, secrets=()):
+def dump_schema(bindir, source, path, env, *, snapshot=None, secrets=()):
     """pg_dump the schema (custom format) in ``snapshot``: both sections in one file."""
     args = [
         os.path.join(bindir, "pg_dump"),
@@ -107,7 +107,7 @@ def filter_list(lines, skip_extensions=()):
     return kept
 
 
-def restore_section(bindir, path, target, env, section, jobs=1, skip_extensions=(), no_owner=False, secrets=()):
+def restore_section(bindir, path, target, env, section, *, jobs=1, skip_extensions=(), no_owner=False, secrets=()):
     """pg_restore one section into the target, stopping at the first error."""
     list_path = path + "." + section + ".list"
     lines = filter_list(restore_list(bindir, path, env, section), skip_extensions)

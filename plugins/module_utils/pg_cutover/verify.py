@@ -22,6 +22,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import contextlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -68,8 +69,8 @@ def row_hash_expression(table, algorithm="hash"):
 def table_query(table, mode, algorithm, page_range=None):
     where = " WHERE " + ctid_condition(page_range) if page_range else ""
     if mode == "counts":
-        return "SELECT count(*), NULL FROM ONLY {0} AS t{1}".format(table["qname"], where)
-    return "SELECT count(*), coalesce(sum({0}), 0)::text FROM ONLY {1} AS t{2}".format(row_hash_expression(table, algorithm), table["qname"], where)
+        return "SELECT count(*), NULL FROM ONLY {0} AS t{1}".format(table["qname"], where)  # noqa: S608 - identifiers quoted by the catalog (format('%I.%I'))
+    return "SELECT count(*), coalesce(sum({0}), 0)::text FROM ONLY {1} AS t{2}".format(row_hash_expression(table, algorithm), table["qname"], where)  # noqa: S608 - identifiers quoted by the catalog (format('%I.%I'))
 
 
 def ranges(pages, chunk_pages):
@@ -95,7 +96,7 @@ def same_columns(source_table, target_table):
 class Verifier:
     """Compares tables of two endpoints with ``jobs`` workers per side."""
 
-    def __init__(self, source, target, jobs=4, mode="checksums", algorithm="hash", chunk_pages=16384, statement_timeout_s=None):
+    def __init__(self, source, target, *, jobs=4, mode="checksums", algorithm="hash", chunk_pages=16384, statement_timeout_s=None):
         self.source = source
         self.target = target
         self.jobs = max(1, int(jobs))
@@ -128,10 +129,8 @@ class Verifier:
 
     def close(self):
         for conn in self._conns:
-            try:
+            with contextlib.suppress(Exception):
                 conn.close()
-            except Exception:  # pylint: disable=broad-except
-                pass
 
     def run(self, source_tables, target_tables):
         """[{name, rows, bytes, source_rows, target_rows, source_checksum, target_checksum, verified, reason}]."""
