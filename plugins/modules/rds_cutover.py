@@ -26,15 +26,15 @@ description:
     (replication removed, the source left read-only)."
   - "Method C(dump_restore), for sources that cannot replicate logically: fence first, then the same schema, parallel
     copy, indexes, sequences, large objects and verification. Writes are fenced for the whole copy."
-  - On any failure after the fence, the fence is lifted first (writes on the source restored, I(unfence) run): the
+  - "On any failure after the fence, the fence is lifted first (writes on the source restored, I(unfence) run): the
     source stays the database of record and no committed write is lost. The module fails with the phase, the cause and
-    what to do.
+    what to do."
   - The state of a migration lives in the source database itself (a publication named C(fastier_cutover_<migration_id>)
     and its comment), so I(phase=sync) can leave replication running for a later I(phase=cutover) call from another
     play, and a crashed run can be rolled back. After a successful hand-over an empty publication of that name records
     that the migration is done (a re-run reports C(ok)); C(DROP PUBLICATION) forgets it.
-  - Check mode is a rehearsal: preflight, sizes, a measured copy rate on a sample of the largest table, and a predicted
-    copy time and write downtime. It changes nothing on either server (its sessions are read-only).
+  - "Check mode is a rehearsal: preflight, sizes, a measured copy rate on a sample of the largest table, and a predicted
+    copy time and write downtime. It changes nothing on either server (its sessions are read-only)."
   - Runs C(pg_dump), C(pg_restore) and C(psql) where the module runs (the controller for C(localhost)); they must be
     at least the source's major version.
 author:
@@ -108,8 +108,8 @@ options:
       - C(copy) stops after the copy and the indexes; the slot keeps the changes since the snapshot (WAL grows on the
         source until the next call).
       - C(sync) also starts replication and returns when the lag is below I(max_lag_bytes), leaving it running.
-      - C(cutover) continues a migration left at C(copy) or C(sync): fence, catch-up, sequences, large objects,
-        verification, hand-over.
+      - "C(cutover) continues a migration left at C(copy) or C(sync): fence, catch-up, sequences, large objects,
+        verification, hand-over."
       - C(rollback) lifts a fence left by a crashed run, removes the subscription, slot and publication, and leaves the
         target database as it is (drop and recreate it before a new attempt).
     type: str

@@ -197,7 +197,7 @@ def database_read_only_setting(conn):
         "SELECT setconfig FROM pg_db_role_setting WHERE setrole = 0 AND setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())"
     ).fetchone()
     for item in row[0] if row and row[0] else []:
-        key, _, value = item.partition("=")
+        key, dummy, value = item.partition("=")
         if key == "default_transaction_read_only":
             return value
     return None

@@ -879,12 +879,12 @@ class Cutover:
 
     def copy_large_objects(self):
         src_los = catalog.large_objects(self.src)
-        tgt_oids = set(oid for oid, _ in catalog.large_objects(self.tgt))
+        tgt_oids = set(entry[0] for entry in catalog.large_objects(self.tgt))
         roles = catalog.existing_roles(self.tgt)
         total = 0
         chunk = 1 << 20
         with self.tgt.transaction():
-            for oid in sorted(tgt_oids - set(o for o, _ in src_los)):
+            for oid in sorted(tgt_oids - set(entry[0] for entry in src_los)):
                 self.tgt.execute("SELECT lo_unlink(%s)", (oid,))
             for oid, owner in src_los:
                 if oid in tgt_oids:
