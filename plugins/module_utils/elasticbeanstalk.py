@@ -419,7 +419,7 @@ def plan_tags(current, desired, purge_tags, keep=None):
 def update_tags(client, arn, to_set, to_remove):
     params = {"ResourceArn": arn}
     if to_set:
-        params["TagsToAdd"] = ansible_dict_to_boto3_tag_list(to_set)
+        params["TagsToAdd"] = ansible_dict_to_boto3_tag_list(dict((k, str(v)) for k, v in to_set.items()))
     if to_remove:
         params["TagsToRemove"] = list(to_remove)
     if len(params) > 1:
