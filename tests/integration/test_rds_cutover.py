@@ -17,6 +17,7 @@ import json
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -286,10 +287,15 @@ def test_broken_subscription_during_fence_aborts_and_cleans_up(servers: dict[str
     mig = Migration(servers, "broken", rows=2_000)
 
     def disable(engine: Any) -> None:
+        # Replication stops; a write the target will never receive comes after.
         with mig.connect("target") as dst:
             dst.execute("ALTER SUBSCRIPTION fastier_cutover_src_broken DISABLE")
+        with mig.connect("source") as src:
+            while src.execute("SELECT active FROM pg_replication_slots WHERE slot_name = 'fastier_cutover_src_broken'").fetchone()[0]:
+                time.sleep(0.05)
+            src.execute("INSERT INTO audit.log_lines (line) VALUES ('never replicated')")
 
-    failure = mig.fail(hooks={"after_fence": disable})
+    failure = mig.fail(hooks={"before_fence": disable})
     assert failure.phase == "catchup"
     assert "stopped applying changes (disabled)" in failure.cause
     assert "fence was lifted" in failure.advice and "lost nothing" in failure.advice

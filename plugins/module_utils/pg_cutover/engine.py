@@ -225,8 +225,12 @@ class Cutover:
                 self._final(),
             ) from err
         # Our own sessions must write (state, slot, fence) even when the
-        # database is read-only by default; in check mode they may not.
+        # database is read-only by default; in check mode they may not. Our
+        # commits flush the WAL (the source may run synchronous_commit=off):
+        # the walsender sends only flushed WAL, so the fence LSN reaches the
+        # target without waiting for the WAL writer.
         conn.execute("SET default_transaction_read_only = {0}".format("on" if self.check_mode else "off"))
+        conn.execute("SET synchronous_commit = on")
         return conn
 
     def _final(self, **extra):
@@ -707,6 +711,7 @@ class Cutover:
 
     # -- the fenced part ------------------------------------------------------------------------------------
     def cutover(self):
+        replication.set_synchronous_commit(self.tgt, self.name, "on")
         self.hook("before_fence", self)
         self.fence = Fence(
             self.src, self.source.dbname, self.fence_spec, self.unfence_spec, run_command=self.run_command, log=self.log, keep_pids=[self.src.info.backend_pid]
@@ -718,6 +723,9 @@ class Cutover:
         try:
             with self.phase("fence"):
                 fence_lsn = self.fence.apply(on_step=lambda record: self._save_state(fence=record))
+                # A synchronous commit after the fence LSN flushes every WAL
+                # record before it (async commits of the ended sessions too).
+                self._save_state(fence_lsn=fence_lsn)
                 status = replication.slot_status(self.src, self.name)
                 lag = max(0, lsn_to_int(fence_lsn) - lsn_to_int(status["confirmed_flush_lsn"]))
                 self.result["lag_bytes_at_fence"] = lag
@@ -818,6 +826,7 @@ class Cutover:
         if keep_replication and not problems:
             try:
                 self._check_subscription()
+                replication.set_synchronous_commit(self.tgt, self.name, "off")
                 self._save_state(state="syncing", fence=None)
                 return self._fail(
                     cause,

@@ -66,11 +66,14 @@ def set_read_only(conn, dbname, value):
 
 def terminate_sessions(conn, keep_pids, before, since=None, timeout_s=10.0):
     """End client sessions of this database that started before ``before`` (and
-    at or after ``since``, when given); returns how many. Sessions that start
-    later are not affected, so a reconnecting client cannot keep this busy."""
-    ended = 0
-    deadline = time.monotonic() + timeout_s
-    wait_ms = 5000 if conn.info.server_version >= 140000 else None
+    at or after ``since``, when given); returns how many.
+
+    All are signalled at once, then polled every few milliseconds until they
+    are gone from pg_stat_activity: a backend leaves it only after its
+    transaction has ended (a commit in progress completes first), so once the
+    list is empty no write of those sessions can follow. Sessions that start
+    later are not affected, so a reconnecting client cannot keep this busy.
+    """
     query = (
         "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND backend_type = 'client backend' "
         "AND pid <> pg_backend_pid() AND NOT (pid = ANY(%s)) AND backend_start < %s::timestamptz"
@@ -79,20 +82,18 @@ def terminate_sessions(conn, keep_pids, before, since=None, timeout_s=10.0):
     if since is not None:
         query += " AND backend_start >= %s::timestamptz"
         args.append(since)
+    pids = [r[0] for r in conn.execute(query, args)]
+    if not pids:
+        return 0
+    conn.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", (pids,))
+    deadline = time.monotonic() + timeout_s
     while True:
-        pids = [r[0] for r in conn.execute(query, args)]
-        if not pids:
-            return ended
+        left = [r[0] for r in conn.execute("SELECT pid FROM pg_stat_activity WHERE pid = ANY(%s)", (pids,))]
+        if not left:
+            return len(pids)
         if time.monotonic() > deadline:
-            raise FenceError("{0} session(s) of the source database did not end within {1:.0f}s (pids {2})".format(len(pids), timeout_s, pids[:10]))
-        for pid in pids:
-            if wait_ms:
-                done = conn.execute("SELECT pg_terminate_backend(%s, %s)", (pid, wait_ms)).fetchone()[0]
-            else:
-                done = conn.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()[0]
-            ended += 1 if done else 0
-        if not wait_ms:
-            time.sleep(0.05)
+            raise FenceError("{0} session(s) of the source database did not end within {1:.0f}s (pids {2})".format(len(left), timeout_s, left[:10]))
+        time.sleep(0.005)
 
 
 class Fence:

@@ -160,6 +160,17 @@ def subscription_health(conn, name, target_major):
     return {"enabled": bool(row[0]), "pid": row[1], "apply_errors": errors}
 
 
+def set_synchronous_commit(conn, name, value):
+    """The apply worker's commit mode (picked up without a restart).
+
+    ``off`` (the default) while syncing: fast apply. ``on`` just before the
+    fence: each applied commit is flushed at once, so the worker reports it
+    in its next feedback and the slot's confirmed position reaches the fence
+    LSN in milliseconds instead of up to a second later.
+    """
+    conn.execute(sql.SQL("ALTER SUBSCRIPTION {0} SET (synchronous_commit = {1})").format(sql.Identifier(name), sql.Literal(value)))
+
+
 def drop_subscription(conn, name):
     """Detach from the slot first, so dropping never needs the source; True if it existed."""
     if not subscription_exists(conn, name):
