@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -62,6 +63,9 @@ def shutdown_extensions() -> None:
 
 
 def build_app(settings: Settings) -> Any:
+    # AWS managed IAM policies (AWSElasticBeanstalkWebTier, ...) exist in
+    # every real account; moto loads them only when asked, before first use.
+    os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
     extensions = install_extensions(settings)

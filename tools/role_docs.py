@@ -74,10 +74,13 @@ def update(readme: Path, section: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="fail when a README is out of date")
+    parser.add_argument("--role", action="append", help="only this role (repeatable); default: every role")
     args = parser.parse_args(argv)
     stale = []
     for spec in sorted(ROOT.glob("roles/*/meta/argument_specs.yml")):
         role_dir = spec.parent.parent
+        if args.role and role_dir.name not in args.role:
+            continue
         readme = role_dir / "README.md"
         new = update(readme, render(role_dir))
         if readme.exists() and readme.read_text() == new:
