@@ -1,0 +1,196 @@
+# -*- coding: utf-8 -*-
+
+# Copyright: Contributors to the fastier.platform collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# A collection role cannot ship modules (a role's library/ is ignored inside a
+# collection), so this module is staged in the role's files/modules and run by
+# tasks/aws_module.yml with the controller's Python, as Ansible would run it.
+# Its place is plugins/modules/ (then called as fastier.platform.<name>).
+# ruff: noqa: E402, UP001, UP009, UP010, SIM105 - Ansible module layout and boilerplate
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: codebuild_project_config
+short_description: Manage a CodeBuild project from its API configuration
+version_added: 0.1.0
+description:
+  - Creates, updates or deletes a CodeBuild project, with its configuration written as in the CodeBuild
+    C(CreateProject) API (camelCase keys).
+  - The configuration is compared with the project's as a subset (keys CodeBuild adds are ignored) and the
+    project is updated only when it differs, so a re-run makes no API write and reports no change.
+  - Why not C(community.aws.codebuild_project) - it has no check mode and no C(logsConfig), and it calls
+    C(UpdateProject) on every run.
+  - Right after its service role is created, IAM may not let CodeBuild assume it yet; creation and update are
+    retried for up to a minute on that error.
+options:
+  name:
+    description: Name of the project.
+    type: str
+    required: true
+  config:
+    description:
+      - The project's C(CreateProject) parameters except C(name) and C(tags) (C(source), C(artifacts),
+        C(environment), C(serviceRole), C(logsConfig), C(encryptionKey), ...). Required with O(state=present).
+    type: dict
+  tags:
+    description: Tags of the project; with O(purge_tags) the others are removed. V(null) leaves tags alone.
+    type: dict
+  purge_tags:
+    description: Remove the tags not in O(tags).
+    type: bool
+    default: true
+  state:
+    description: Whether the project exists.
+    type: str
+    choices: [present, absent]
+    default: present
+extends_documentation_fragment:
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.boto3
+author:
+  - Fastier platform team
+"""
+
+EXAMPLES = r"""
+- name: Build project of the pipeline
+  fastier.platform.codebuild_project_config:
+    name: fastier-production-build
+    config:
+      source: {type: CODEPIPELINE, buildspec: buildspec.yml}
+      artifacts: {type: CODEPIPELINE}
+      environment:
+        type: LINUX_CONTAINER
+        image: aws/codebuild/amazonlinux-x86_64-standard:5.0
+        computeType: BUILD_GENERAL1_SMALL
+      serviceRole: arn:aws:iam::123456789012:role/fastier-production-codebuild-build
+      logsConfig:
+        cloudWatchLogs: {status: ENABLED, groupName: /aws/codebuild/fastier-production-build}
+    tags:
+      Name: fastier-production-build
+"""
+
+RETURN = r"""
+arn:
+  description: ARN of the project (empty in check mode before it exists, and after deletion).
+  returned: always
+  type: str
+  sample: arn:aws:codebuild:eu-west-1:123456789012:project/fastier-production-build
+project:
+  description: The project as CodeBuild describes it (empty dict when absent or not created yet).
+  returned: always
+  type: dict
+  sample: {}
+"""
+
+import copy
+import time
+
+try:
+    import botocore
+except ImportError:
+    pass  # handled by AnsibleAWSModule
+
+from ansible_collections.amazon.aws.plugins.module_utils.tagging import ansible_dict_to_boto3_tag_list, boto3_tag_list_to_ansible_dict
+from ansible_collections.fastier.platform.plugins.module_utils.base import FastierAWSModule
+
+IAM_NOT_READY = ("not authorized to perform: sts:AssumeRole", "Service role", "cannot be assumed")
+
+
+def is_subset(wanted, current):
+    """True when every key and list item of ``wanted`` has the same value in ``current`` (plain-value lists in any order)."""
+    if isinstance(wanted, dict):
+        return isinstance(current, dict) and all(key in current and is_subset(value, current[key]) for key, value in wanted.items())
+    if isinstance(wanted, list):
+        if not isinstance(current, list) or len(wanted) != len(current):
+            return False
+        if all(not isinstance(item, (dict, list)) for item in wanted + current):
+            return sorted(wanted, key=str) == sorted(current, key=str)
+        return all(is_subset(wanted[i], current[i]) for i in range(len(wanted)))
+    return wanted == current
+
+
+def tag_list(tags):
+    return ansible_dict_to_boto3_tag_list(tags or {}, tag_name_key_name="key", tag_value_key_name="value")
+
+
+def tag_dict(tags):
+    return boto3_tag_list_to_ansible_dict(tags or [], tag_name_key_name="key", tag_value_key_name="value")
+
+
+def call_when_iam_ready(module, call, what, **kwargs):
+    """Call ``call``; while IAM has not propagated the new service role yet, retry for up to a minute."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            return call(**kwargs)
+        except botocore.exceptions.ClientError as e:
+            message = e.response.get("Error", {}).get("Message", "")
+            if time.monotonic() < deadline and any(hint in message for hint in IAM_NOT_READY):
+                module.progress(f"{what}: the service role is not usable yet ({message}); retrying")
+                time.sleep(5)
+                continue
+            module.fail_json_aws(e, msg=f"Could not {what}")
+        except botocore.exceptions.BotoCoreError as e:
+            module.fail_json_aws(e, msg=f"Could not {what}")
+
+
+def main():
+    module = FastierAWSModule(
+        argument_spec=dict(
+            name=dict(type="str", required=True),
+            config=dict(type="dict"),
+            tags=dict(type="dict"),
+            purge_tags=dict(type="bool", default=True),
+            state=dict(type="str", choices=["present", "absent"], default="present"),
+        ),
+        required_if=[("state", "present", ["config"])],
+        supports_check_mode=True,
+    )
+    name = module.params["name"]
+    client = module.client("codebuild")
+    try:
+        found = client.batch_get_projects(names=[name]).get("projects", [])
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
+        module.fail_json_aws(e, msg=f"Could not read CodeBuild project {name}")
+    current = found[0] if found else None
+    before = {key: value for key, value in (current or {}).items() if key not in ("created", "lastModified")}
+
+    if module.params["state"] == "absent":
+        if current is None:
+            module.exit_with_diff(False, {}, {}, arn="", project={})
+        if not module.check_mode:
+            try:
+                client.delete_project(name=name)
+            except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
+                module.fail_json_aws(e, msg=f"Could not delete CodeBuild project {name}")
+        module.exit_with_diff(True, before, {}, arn="", project={})
+
+    wanted = copy.deepcopy(module.params["config"])
+    tags = module.params["tags"]
+    if current is None:
+        after = dict(wanted, name=name, tags=tag_list(tags))
+        if module.check_mode:
+            module.exit_with_diff(True, {}, after, arn="", project={})
+        project = call_when_iam_ready(module, client.create_project, f"create CodeBuild project {name}", **after)["project"]
+        module.exit_with_diff(True, {}, project, arn=project["arn"], project=project)
+
+    current_tags = tag_dict(current.get("tags"))
+    wanted_tags = current_tags if tags is None else (tags if module.params["purge_tags"] else dict(current_tags, **tags))
+    if is_subset(wanted, current) and wanted_tags == current_tags:
+        module.exit_with_diff(False, before, before, arn=current["arn"], project=current)
+    after = dict(before, **wanted)
+    after["tags"] = tag_list(wanted_tags)
+    if module.check_mode:
+        module.exit_with_diff(True, before, after, arn=current["arn"], project=current)
+    project = call_when_iam_ready(module, client.update_project, f"update CodeBuild project {name}", name=name, tags=tag_list(wanted_tags), **wanted)["project"]
+    module.exit_with_diff(True, before, project, arn=project["arn"], project=project)
+
+
+if __name__ == "__main__":
+    main()
