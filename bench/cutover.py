@@ -15,8 +15,9 @@ server with:
   when missing and we are root);
 * ``rds_cutover`` (this collection's engine, ``jobs=N``): the copy to a
   usable target (schema, data, indexes), then replication, the fence,
-  catch-up, sequences, verification and hand-over, with ``verify=checksums``
-  and, on a second copy, ``verify=counts``.
+  catch-up, sequences, verification and hand-over; one run per ``--ours``
+  entry (default: checksums in the fence, counts in the fence, checksums at a
+  paused point before the fence), each on a fresh target database.
 
 Prints one table (times, MB/s of table data, ratios to ours) and the fence
 figures (write_downtime_s, lag at fence, catch-up and verify seconds). A
@@ -229,8 +230,8 @@ class Bench:
         )
         log(f"pgcopydb: {total:.1f}s")
 
-    def run_ours(self, verify: str) -> None:
-        name = f"ours_{verify}"
+    def run_ours(self, verify: str, point: str) -> None:
+        name = f"ours_{verify}_{point}"
         self.fresh_target(name)
         # A fresh migration id per run; the source stays writable between runs
         # (the previous hand-over left it read-only: undo that for the next run).
@@ -242,6 +243,7 @@ class Bench:
             "target": {"host": self.target.host, "port": self.target.port, "dbname": name, "user": "postgres", "password": self.target.superuser_password},
             "jobs": self.args.jobs,
             "verify": verify,
+            "verify_point": point,
             "migration_id": name,
             "max_lag_bytes": self.args.max_lag_mb * 1024 * 1024,
             "fence_timeout_s": 600,
@@ -263,13 +265,15 @@ class Bench:
                 "copy_mb_s": self.table_bytes / MB / to_copied,
                 "note": f"copy phase {copy_s:.1f}s = {self.table_bytes / MB / copy_s:.0f} MB/s of tables, {result['copy']['mb_per_s']} MB/s streamed",
                 "ours": True,
-                "verify": verify,
+                "verify": f"verify={verify}@{point}",
             }
         )
         self.fences.append(
             {
-                "verify": verify,
+                "verify": f"{verify}@{point}",
                 "total_to_handover_s": round(total, 1),
+                "pause_s": (result.get("verification") or {}).get("pause_s"),
+                "verify_at_pause_s": phases.get("verify_at_pause"),
                 "write_downtime_s": result["write_downtime_s"],
                 "lag_bytes_at_fence": result["lag_bytes_at_fence"],
                 "fence_s": phases.get("fence"),
@@ -281,7 +285,7 @@ class Bench:
                 "tables_verified": sum(1 for t in result["tables"] if t.get("verified")),
             }
         )
-        log(f"rds_cutover ({verify}): copied in {to_copied:.1f}s, hand-over after {total:.1f}s, write downtime {result['write_downtime_s']}s")
+        log(f"rds_cutover ({verify}@{point}): copied in {to_copied:.1f}s, hand-over after {total:.1f}s, write downtime {result['write_downtime_s']}s")
 
     def rehearse(self) -> dict[str, Any]:
         self.fresh_target("rehearsal")
@@ -305,14 +309,14 @@ class Bench:
         print()
         load = f"pgbench -c2 -R{self.args.tps}"
         print(f"database {db_bytes / MB:.0f} MB, tables {self.table_bytes / MB:.0f} MB, jobs {self.args.jobs}, write load {load} on the source")
-        print(f"{'method':58} {'total s':>8} {'MB/s':>7} {'time / ours':>11}  note")
+        print(f"{'method':68} {'total s':>8} {'MB/s':>7} {'time / ours':>11}  note")
         for row in self.rows:
             ratio = row["total_s"] / ours["total_s"] if ours else float("nan")
             label = row["method"] + (f" [{row['verify']}]" if row.get("verify") else "")
-            print(f"{label:58} {row['total_s']:8.1f} {row['copy_mb_s']:7.1f} {ratio:11.2f}  {row['note']}")
+            print(f"{label:68} {row['total_s']:8.1f} {row['copy_mb_s']:7.1f} {ratio:11.2f}  {row['note']}")
         print()
-        heads = ["to hand-over s", "write_downtime_s", "lag@fence B", "fence s", "catchup s", "seq s", "LO s", "verify s", "handover s"]
-        print(f"{'fence (verify)':16} " + " ".join(f"{h:>{max(len(h), 7)}}" for h in heads))
+        heads = ["to hand-over s", "write_downtime_s", "lag@fence B", "fence s", "catchup s", "seq s", "LO s", "verify s", "handover s", "pause s"]
+        print(f"{'verify@point':20} " + " ".join(f"{h:>{max(len(h), 7)}}" for h in heads))
         keys = [
             "total_to_handover_s",
             "write_downtime_s",
@@ -323,6 +327,7 @@ class Bench:
             "large_objects_s",
             "verify_s",
             "handover_s",
+            "pause_s",
         ]
         for fence in self.fences:
             cells = []
@@ -331,7 +336,7 @@ class Bench:
                 cells.append(
                     f"{value:>{max(len(head), 7)}d}" if isinstance(value, int) and key == "lag_bytes_at_fence" else f"{float(value):>{max(len(head), 7)}.3f}"
                 )
-            print(f"{fence['verify']:16} " + " ".join(cells))
+            print(f"{fence['verify']:20} " + " ".join(cells))
         if rehearsal:
             sample = rehearsal["sample"] or {}
             print()
@@ -357,7 +362,9 @@ def main() -> int:
     parser.add_argument("--max-lag-mb", type=int, default=16)
     parser.add_argument("--skip-pgcopydb", action="store_true")
     parser.add_argument("--skip-dump", action="store_true")
-    parser.add_argument("--skip-counts", action="store_true", help="do not repeat our run with verify=counts")
+    parser.add_argument(
+        "--ours", default="checksums:fence,counts:fence,checksums:pause", help="our runs as verify:verify_point, comma-separated (default: all three)"
+    )
     parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument("--keep", action="store_true", help="keep the clusters' folder")
     parser.add_argument("--verbose", action="store_true", help="print the module's progress lines")
@@ -371,9 +378,9 @@ def main() -> int:
             bench.run_pg_dump()
         if not args.skip_pgcopydb:
             bench.run_pgcopydb()
-        bench.run_ours("checksums")
-        if not args.skip_counts:
-            bench.run_ours("counts")
+        for spec in args.ours.split(","):
+            verify, point = spec.split(":")
+            bench.run_ours(verify, point)
         figures = bench.report(db_bytes, rehearsal)
         if args.json:
             Path(args.json).write_text(json.dumps(figures, indent=2, default=str) + "\n")

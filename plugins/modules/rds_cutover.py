@@ -189,6 +189,18 @@ options:
     type: str
     default: checksums
     choices: [checksums, counts, none]
+  verify_point:
+    description:
+      - "C(fence): verify every table inside the write fence (both servers still, the strongest check; its duration, which grows
+        with the database, is write downtime)."
+      - "C(pause): verify every table before the fence, in two snapshots of one consistent point. Writes pause only while
+        that point is taken (C(LOCK TABLE ... IN EXCLUSIVE MODE) on the source's tables: reads go on, no session is ended,
+        typically tens of milliseconds); the checksums then run while the application writes. Inside the fence remain the
+        catch-up to the fence LSN (every change since that point, through the same replication), sequences, large objects,
+        unlogged tables and a check that both sides have the same tables, so the write downtime does not grow with the database."
+    type: str
+    default: fence
+    choices: [fence, pause]
   roles:
     description:
       - Roles that own or were granted objects in the source database but do not exist on the target.
@@ -341,6 +353,13 @@ sequences:
   type: list
   elements: dict
   sample: [{"name": "shop.invoice_no", "source": 5321, "target": 5321, "owned": false}]
+verification:
+  description:
+    - Where the tables were verified - C(point) C(fence) or C(pause); with C(pause), the source LSN of the consistent point,
+      how long writes were paused (C(pause_s)) and how long taking the locks waited (C(lock_wait_s)).
+  returned: when verification ran
+  type: dict
+  sample: {"point": "pause", "mode": "checksums", "lsn": "1/2A3B4C8", "pause_s": 0.042, "lock_wait_s": 0.003}
 large_objects:
   description: Large objects copied inside the fence.
   returned: always
@@ -448,6 +467,7 @@ def argument_spec():
             ),
         ),
         verify=dict(type="str", default="checksums", choices=["checksums", "counts", "none"]),
+        verify_point=dict(type="str", default="fence", choices=["fence", "pause"]),
         roles=dict(type="str", default="create", choices=["create", "require", "skip"]),
         split_tables_larger_than_mb=dict(type="int", default=256),
         target_free_mb=dict(type="int"),

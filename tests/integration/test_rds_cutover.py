@@ -338,3 +338,43 @@ def test_copy_then_sync_then_rollback(servers: dict[str, Cluster]) -> None:
     assert mig.replication_objects() == {"publications": [], "slots": [], "subscriptions": []}
     assert mig.run(phase="rollback")["changed"] is False
     assert mig.source_accepts_writes()
+
+
+def test_verify_at_a_paused_point_keeps_checksums_out_of_the_fence(servers: dict[str, Cluster]) -> None:
+    mig = Migration(servers, "pause", rows=5_000)
+    writer = pgdata.Writer(mig.conninfo("source")).start()
+    writer.wait_for(50)
+    during: list[int] = []
+
+    def count_writes(engine: Any) -> None:
+        during.append(writer.committed)
+
+    try:
+        result = mig.run(verify_point="pause", hooks={"at_verification_point": count_writes})
+    finally:
+        writer.stop()
+    assert_target_complete(mig, writer, result)
+    names = [p["name"] for p in result["phases"]]
+    assert names.index("verify_at_pause") < names.index("fence") < names.index("verify")
+    verification = result["verification"]
+    assert verification["point"] == "pause" and verification["lsn"] and verification["pause_s"] < 5
+    # Writes went on while the checksums ran (the pause ended before them).
+    assert writer.committed > during[0]
+    seconds = {p["name"]: p["seconds"] for p in result["phases"]}
+    assert seconds["verify"] < seconds["verify_at_pause"]
+
+
+def test_mismatch_at_the_paused_point_never_fences(servers: dict[str, Cluster]) -> None:
+    mig = Migration(servers, "pausebad", rows=2_000)
+
+    def corrupt(engine: Any) -> None:
+        with mig.connect("target") as dst:
+            dst.execute("DELETE FROM shop.order_items WHERE order_id = 1")
+
+    failure = mig.fail(verify_point="pause", hooks={"before_verify": corrupt})
+    assert failure.phase == "verify_at_pause"
+    assert "shop.order_items: row count differs" in failure.cause
+    assert "never fenced" in failure.advice
+    assert failure.result["write_downtime_s"] is None
+    assert mig.source_accepts_writes()
+    assert mig.replication_objects() == {"publications": [], "slots": [], "subscriptions": []}

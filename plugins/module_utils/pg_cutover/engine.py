@@ -58,6 +58,7 @@ DEFAULTS = {
     "fence": None,
     "unfence": None,
     "verify": "checksums",
+    "verify_point": "fence",
     "phase": "all",
     "migration_id": None,
     "roles": "create",
@@ -165,6 +166,7 @@ class Cutover:
         self.findings = []
         self.fence = None
         self.fence_started = None
+        self.verified_at_pause = False
         self.result = {
             "changed": False,
             "method": None,
@@ -712,6 +714,13 @@ class Cutover:
     # -- the fenced part ------------------------------------------------------------------------------------
     def cutover(self):
         replication.set_synchronous_commit(self.tgt, self.name, "on")
+        if self.params["verify_point"] == "pause" and self.params["verify"] != "none":
+            self.hook("before_verify", self)
+            try:
+                with self.phase("verify_at_pause"):
+                    self.verify_at_pause()
+            except Exception as err:  # pylint: disable=broad-except
+                raise self._abort_unfenced(self._cause(err), isinstance(err, _Abort) and err.keep_replication) from err
         self.hook("before_fence", self)
         self.fence = Fence(
             self.src, self.source.dbname, self.fence_spec, self.unfence_spec, run_command=self.run_command, log=self.log, keep_pids=[self.src.info.backend_pid]
@@ -751,14 +760,14 @@ class Cutover:
             keep = isinstance(err, _Abort) and err.keep_replication
             raise self._abort_fenced(self._cause(err), keep) from err
 
-    def wait_for_fence_lsn(self, fence_lsn, deadline):
+    def wait_for_fence_lsn(self, fence_lsn, deadline, what="fence LSN"):
         checked = 0.0
         while True:
             status = replication.slot_status(self.src, self.name)
             if status is None:
                 raise _Abort("the replication slot {0} is gone from the source".format(self.name))
             if replication.reached(status["confirmed_flush_lsn"], fence_lsn):
-                self.log("catchup: the target confirmed {0} >= fence LSN {1}".format(status["confirmed_flush_lsn"], fence_lsn))
+                self.log("catchup: the target confirmed {0} >= {1} {2}".format(status["confirmed_flush_lsn"], what, fence_lsn))
                 return
             if time.monotonic() - checked > 0.5:
                 checked = time.monotonic()
@@ -766,8 +775,8 @@ class Cutover:
             if deadline.expired:
                 behind = lsn_to_int(fence_lsn) - lsn_to_int(status["confirmed_flush_lsn"])
                 raise _Abort(
-                    "the target did not reach the fence LSN {0} within fence_timeout_s={1} ({2} bytes behind)".format(
-                        fence_lsn, self.params["fence_timeout_s"], behind
+                    "the target did not reach the {0} {1} within fence_timeout_s={2} ({3} bytes behind)".format(
+                        what, fence_lsn, self.params["fence_timeout_s"], behind
                     ),
                     keep_replication=True,
                 )
@@ -787,30 +796,152 @@ class Cutover:
             for table in unlogged:
                 self.tgt.execute("TRUNCATE {0}".format(table["qname"]))
             self.copy_tables(unlogged, None, what="unlogged")
-        self.hook("before_verify", self)
+        if not self.verified_at_pause:
+            self.hook("before_verify", self)
         deadline.check()
         if self.params["verify"] == "none":
             self.log("verify: skipped (verify: none)")
             return
+        tgt_tables = catalog.copyable(catalog.tables(self.tgt))
+        if self.verified_at_pause:
+            # Every table was verified at the pause point; what changed since
+            # came through the replication the fence LSN proves complete. In
+            # the fence: the same tables on both sides (no DDL since), and the
+            # unlogged tables copied just now.
+            with self.phase("verify"):
+                missing = sorted(set(t["qname"] for t in src_tables) - set(t["qname"] for t in tgt_tables))
+                if missing:
+                    raise _Abort("table(s) created on the source after the verification point are missing on the target: {0}".format(", ".join(missing[:10])))
+                if unlogged and self.method == "logical":
+                    results = self._verify(unlogged, tgt_tables, statement_timeout_s=max(deadline.remaining, 0.001))
+                    by_name = dict((r["name"], r) for r in results)
+                    known = set(r["name"] for r in self.result["tables"])
+                    self.result["tables"] = [by_name.get(r["name"], r) for r in self.result["tables"]] + [r for r in results if r["name"] not in known]
+                self.log(
+                    "verify: tables verified at the pause point {0}; the same {1} tables on both sides".format(
+                        self.result["verification"]["lsn"], len(src_tables)
+                    )
+                )
+            return
         with self.phase("verify"):
-            tgt_tables = catalog.copyable(catalog.tables(self.tgt))
-            algorithm = "hash" if min(self.source_major, self.target_major) >= 14 else "md5"
-            verifier = Verifier(
-                self.source, self.target, jobs=self.jobs, mode=self.params["verify"], algorithm=algorithm, statement_timeout_s=max(deadline.remaining, 0.001)
-            )
-            results = verifier.run(src_tables, tgt_tables)
-            self.result["tables"] = results
-            bad = [r for r in results if not r["verified"]]
-            self.log(
-                "verify: {0}/{1} tables match ({2}, {3} rows)".format(
-                    len(results) - len(bad), len(results), self.params["verify"], sum(r["source_rows"] for r in results)
-                )
-            )
-            if bad:
-                raise _Abort(
-                    "verification found {0} table(s) that differ: {1}".format(len(bad), "; ".join("{0}: {1}".format(r["name"], r["reason"]) for r in bad[:5]))
-                )
+            self.result["tables"] = self._verify(src_tables, tgt_tables, statement_timeout_s=max(deadline.remaining, 0.001))
+            self.result["verification"] = {"point": "fence", "mode": self.params["verify"]}
         deadline.check()
+
+    def _verify(self, src_tables, tgt_tables, statement_timeout_s=None, snapshots=None):
+        algorithm = "hash" if min(self.source_major, self.target_major) >= 14 else "md5"
+        verifier = Verifier(
+            self.source,
+            self.target,
+            jobs=self.jobs,
+            mode=self.params["verify"],
+            algorithm=algorithm,
+            statement_timeout_s=statement_timeout_s,
+            snapshots=snapshots,
+        )
+        results = verifier.run(src_tables, tgt_tables)
+        bad = [r for r in results if not r["verified"]]
+        self.log(
+            "verify: {0}/{1} tables match ({2}, {3} rows)".format(
+                len(results) - len(bad), len(results), self.params["verify"], sum(r["source_rows"] for r in results)
+            )
+        )
+        if bad:
+            self.result["tables"] = results
+            raise _Abort(
+                "verification found {0} table(s) that differ: {1}".format(len(bad), "; ".join("{0}: {1}".format(r["name"], r["reason"]) for r in bad[:5]))
+            )
+        return results
+
+    def verify_at_pause(self):
+        """Verify every table at a consistent point, before the fence.
+
+        Writes to the published tables pause (``LOCK TABLE ... IN EXCLUSIVE
+        MODE``: reads go on, no session is ended) just long enough to export a
+        snapshot on the source, wait until the target confirmed that LSN, and
+        export a snapshot there; then the locks go and the checksums run in
+        those two snapshots while the application writes again.
+        """
+        tables = [t for t in catalog.copyable(catalog.tables(self.src)) if t["relpersistence"] == "p"]
+        tgt_tables = catalog.copyable(catalog.tables(self.tgt))
+        if not tables:
+            self.verified_at_pause = True
+            self.result["verification"] = {"point": "pause", "mode": self.params["verify"], "lsn": None, "pause_s": 0.0}
+            return
+        # Start from a small lag so the pause only covers the last changes.
+        self.wait_for_lag(min(self.params["max_lag_bytes"], 1024 * 1024), self.params["sync_timeout_s"])
+        lock_timeout_ms = int(min(5.0, float(self.params["fence_timeout_s"])) * 1000)
+        listed = ", ".join(t["qname"] for t in tables)
+        holders = []
+        try:
+            locker = self.source.connect(autocommit=False)
+            holders.append(locker)
+            waited = time.monotonic()
+            for attempt in range(3):
+                waited = time.monotonic()
+                locker.execute("SET LOCAL lock_timeout = {0}".format(lock_timeout_ms))
+                try:
+                    locker.execute("LOCK TABLE {0} IN EXCLUSIVE MODE".format(listed))
+                    break
+                except psycopg.errors.LockNotAvailable:
+                    locker.rollback()
+                    self.log("verify: writes could not be paused within {0} ms (attempt {1}/3)".format(lock_timeout_ms, attempt + 1))
+                    time.sleep(1.0)
+            else:
+                raise _Abort(
+                    "could not pause writes for the verification point: a transaction held its tables for more than {0} ms, 3 times".format(lock_timeout_ms),
+                    keep_replication=True,
+                )
+            paused = time.monotonic()
+            lock_wait = paused - waited
+            hold_src = self.source.connect(autocommit=False)
+            holders.append(hold_src)
+            hold_src.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            src_snapshot = hold_src.execute("SELECT pg_export_snapshot()").fetchone()[0]
+            point = self.src.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()[0]
+            self._save_state(verify_point=point)  # a synchronous commit: the WAL up to the point is flushed
+            deadline = Deadline(self.params["fence_timeout_s"], "the target to reach the verification point")
+            self.wait_for_fence_lsn(point, deadline, what="verification point")
+            hold_tgt = self.target.connect(autocommit=False)
+            holders.append(hold_tgt)
+            hold_tgt.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            tgt_snapshot = hold_tgt.execute("SELECT pg_export_snapshot()").fetchone()[0]
+            locker.rollback()  # writes resume
+            pause = time.monotonic() - paused
+            self.log(
+                "verify: writes paused {0:.3f}s (after {1:.3f}s waiting for the locks) at {2}; checksums run in both snapshots".format(pause, lock_wait, point)
+            )
+            self.result["verification"] = {
+                "point": "pause",
+                "mode": self.params["verify"],
+                "lsn": point,
+                "pause_s": round(pause, 3),
+                "lock_wait_s": round(lock_wait, 3),
+            }
+            self.hook("at_verification_point", self)
+            self.result["tables"] = self._verify(tables, tgt_tables, snapshots={"source": src_snapshot, "target": tgt_snapshot})
+            self.verified_at_pause = True
+        finally:
+            for conn in holders:
+                with contextlib.suppress(Exception):
+                    conn.close()
+
+    def _abort_unfenced(self, cause, keep_replication):
+        """A failure before the fence (verification at the pause point); returns the CutoverFailed to raise."""
+        if keep_replication:
+            with contextlib.suppress(Exception):
+                replication.set_synchronous_commit(self.tgt, self.name, "off")
+            return self._fail(
+                cause,
+                "The source was never fenced and keeps taking writes. Replication keeps running: run phase: cutover again, or phase: rollback.",
+                replication=self._replication_status(),
+            )
+        removed = self.teardown()
+        return self._fail(
+            cause,
+            "The source was never fenced and keeps taking writes; replication objects removed ({0}). "
+            "Drop and recreate the target database {1} before the next attempt.".format(", ".join(removed) or "none left", self.target.label()),
+        )
 
     def _abort_fenced(self, cause, keep_replication):
         """Lift the fence, then clean up; returns the CutoverFailed to raise."""

@@ -26,7 +26,7 @@ import contextlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from .conn import STABLE_SESSION
+from .conn import STABLE_SESSION, sql
 from .copy import ctid_condition
 
 # Built-in types whose extended hash depends only on the value.
@@ -96,7 +96,7 @@ def same_columns(source_table, target_table):
 class Verifier:
     """Compares tables of two endpoints with ``jobs`` workers per side."""
 
-    def __init__(self, source, target, *, jobs=4, mode="checksums", algorithm="hash", chunk_pages=16384, statement_timeout_s=None):
+    def __init__(self, source, target, *, jobs=4, mode="checksums", algorithm="hash", chunk_pages=16384, statement_timeout_s=None, snapshots=None):
         self.source = source
         self.target = target
         self.jobs = max(1, int(jobs))
@@ -104,6 +104,9 @@ class Verifier:
         self.algorithm = algorithm
         self.chunk_pages = chunk_pages
         self.statement_timeout_s = statement_timeout_s
+        # {"source": id, "target": id}: exported snapshots every query imports
+        # (verification at a consistent point while writes go on).
+        self.snapshots = snapshots or {}
         self._local = threading.local()
         self._conns = []
         self._lock = threading.Lock()
@@ -124,7 +127,18 @@ class Verifier:
         return conns[side]
 
     def _sum(self, side, table, page_range):
-        row = self._conn(side).execute(table_query(table, self.mode, self.algorithm, page_range)).fetchone()
+        conn = self._conn(side)
+        query = table_query(table, self.mode, self.algorithm, page_range)
+        snapshot = self.snapshots.get(side)
+        if snapshot:
+            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            try:
+                conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {0}").format(sql.Literal(snapshot)))
+                row = conn.execute(query).fetchone()
+            finally:
+                conn.execute("ROLLBACK")
+        else:
+            row = conn.execute(query).fetchone()
         return int(row[0]), (int(row[1]) if row[1] is not None else None)
 
     def close(self):
