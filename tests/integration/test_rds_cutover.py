@@ -378,3 +378,34 @@ def test_mismatch_at_the_paused_point_never_fences(servers: dict[str, Cluster]) 
     assert failure.result["write_downtime_s"] is None
     assert mig.source_accepts_writes()
     assert mig.replication_objects() == {"publications": [], "slots": [], "subscriptions": []}
+
+
+class Crash(BaseException):
+    """Stands for the module being killed: the engine's handlers do not catch it."""
+
+
+def crash(engine: Any) -> None:
+    raise Crash
+
+
+def test_a_run_killed_while_fenced_is_resumed_by_the_next_call(servers: dict[str, Cluster]) -> None:
+    mig = Migration(servers, "crash", rows=2_000)
+    with pytest.raises(Crash):
+        mig.run(hooks={"after_fence": crash})
+    with mig.connect("source") as src, pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+        src.execute("INSERT INTO audit.log_lines (line) VALUES ('fenced')")  # the killed run left the fence
+    result = mig.run()  # lifts that fence, fences again, finishes
+    assert any("left the source fenced" in line for line in result["progress_log"])
+    assert_target_complete(mig, None, result)
+
+
+def test_rollback_lifts_the_fence_of_a_killed_dump_restore(servers: dict[str, Cluster]) -> None:
+    mig = Migration(servers, "crashdump", rows=1_000)
+    with pytest.raises(Crash):
+        mig.run(method="dump_restore", hooks={"after_fence": crash})
+    refused = mig.fail(method="dump_restore")
+    assert "stopped while the source was fenced" in refused.cause and "phase: rollback" in refused.advice
+    rolled = mig.run(phase="rollback")
+    assert rolled["changed"] is True
+    assert mig.source_accepts_writes()
+    assert mig.replication_objects() == {"publications": [], "slots": [], "subscriptions": []}

@@ -337,9 +337,10 @@ class Cutover:
             "tables": tables,
             "source_extensions": catalog.extensions(src),
             "target_available_extensions": catalog.available_extensions(tgt),
-            "slots_used": src.execute("SELECT count(*) FROM pg_replication_slots").fetchone()[0],
-            "senders_used": src.execute("SELECT count(*) FROM pg_stat_replication").fetchone()[0],
-            "target_subs_used": tgt.execute("SELECT count(*) FROM pg_stat_subscription").fetchone()[0],
+            # This migration's own slot, sender and worker do not count: a resumed run already has them.
+            "slots_used": src.execute("SELECT count(*) FROM pg_replication_slots WHERE slot_name <> %s", (self.name,)).fetchone()[0],
+            "senders_used": src.execute("SELECT count(*) FROM pg_stat_replication WHERE application_name <> %s", (self.name,)).fetchone()[0],
+            "target_subs_used": tgt.execute("SELECT count(*) FROM pg_stat_subscription WHERE subname <> %s", (self.name,)).fetchone()[0],
             "lo_count": src.execute("SELECT count(*) FROM pg_largeobject_metadata").fetchone()[0],
             "lo_bytes": catalog.large_object_bytes(src),
             "db_bytes": catalog.database_size(src),
@@ -435,6 +436,11 @@ class Cutover:
                 self.log("copy done; slot {0} keeps the changes since the snapshot: run phase sync or cutover soon, or rollback".format(self.name))
                 return self._final(replication=self._replication_status())
         else:
+            if state.get("method") == "dump_restore":
+                raise self._fail(
+                    "a previous dump_restore run of migration {0!r} stopped while the source was fenced".format(self.migration_id),
+                    "Run phase: rollback (it lifts that fence), drop and recreate the target database, then run again.",
+                )
             self.method = "logical"
             if state.get("target") and state["target"] != self.target.identity():
                 raise self._fail(
@@ -712,8 +718,31 @@ class Cutover:
             time.sleep(deadline.sleep_for(0.2))
 
     # -- the fenced part ------------------------------------------------------------------------------------
+    def settle_lag(self, seconds=30.0, floor=64 * 1024):
+        """Before fencing, let the lag drain further while it still falls (at most
+        ``seconds``): what is left at the fence is applied inside the fence."""
+        started = time.monotonic()
+        best = None
+        best_at = started
+        while time.monotonic() - started < seconds:
+            status = replication.slot_status(self.src, self.name)
+            if status is None or status["lag_bytes"] is None:
+                return None
+            lag = status["lag_bytes"]
+            if lag <= floor:
+                return lag
+            if best is None or lag < best * 0.9:
+                best, best_at = lag, time.monotonic()
+            elif time.monotonic() - best_at > 1.0:
+                return lag  # no longer falling: the write load's steady lag
+            time.sleep(0.05)
+        return best
+
     def cutover(self):
         replication.set_synchronous_commit(self.tgt, self.name, "on")
+        settled = self.settle_lag()
+        if settled is not None:
+            self.log("sync: lag {0} bytes before the fence".format(settled))
         if self.params["verify_point"] == "pause" and self.params["verify"] != "none":
             self.hook("before_verify", self)
             try:
@@ -757,7 +786,8 @@ class Cutover:
         except CutoverFailed:
             raise
         except Exception as err:  # pylint: disable=broad-except
-            keep = isinstance(err, _Abort) and err.keep_replication
+            timed_out = isinstance(err, WaitTimeout) or (psycopg is not None and isinstance(err, psycopg.errors.QueryCanceled))
+            keep = timed_out or (isinstance(err, _Abort) and err.keep_replication)
             raise self._abort_fenced(self._cause(err), keep) from err
 
     def wait_for_fence_lsn(self, fence_lsn, deadline, what="fence LSN"):
@@ -1115,13 +1145,23 @@ class Cutover:
         self.fence = Fence(
             self.src, self.source.dbname, self.fence_spec, self.unfence_spec, run_command=self.run_command, log=self.log, keep_pids=[self.src.info.backend_pid]
         )
+        # The state (and the fence record) lives in the source, as for logical,
+        # so that phase: rollback can lift the fence a crashed run left.
+        self.state = {
+            "state": "fenced",
+            "method": "dump_restore",
+            "migration_id": self.migration_id,
+            "target": self.target.identity(),
+            "started": iso(utcnow()),
+        }
+        replication.tombstone(self.src, self.name, self.state)
         self.fence_started = time.monotonic()
         self.changed = True
         deadline = Deadline(max(self.params["fence_timeout_s"], 1), "the fenced cut-over (fence_timeout_s)")
         snap_conn = None
         try:
             with self.phase("fence"):
-                fence_lsn = self.fence.apply()
+                fence_lsn = self.fence.apply(on_step=lambda record: self._save_state(fence=record))
                 self.result["lag_bytes_at_fence"] = 0
                 self.result["fence_lsn"] = fence_lsn
                 self.log("fence: source read-only at {0} ({1} session(s) ended); dump_restore copies while fenced".format(fence_lsn, self.fence.terminated))
@@ -1166,6 +1206,10 @@ class Cutover:
                 else "LIFTING THE FENCE FAILED ({0})".format("; ".join(problems))
             )
             self.fence = None
+            if not problems:
+                with contextlib.suppress(Exception):
+                    replication.drop_publication(self.src, self.name)
+                    self.state = None
             raise self._fail(
                 self._cause(err),
                 "The fence was lifted ({0}); the source remains the database of record and lost nothing. "
