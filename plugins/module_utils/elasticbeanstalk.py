@@ -6,7 +6,7 @@
 """Elastic Beanstalk code shared by the fastier.platform modules.
 
 One place for what ``eb_application_version``, ``eb_environment``,
-``eb_environment_info`` and later ``eb_environment_swap`` all need:
+``eb_environment_info`` and ``eb_environment_swap`` all need:
 
 * option settings as a nested dict ``{namespace: {option: value}}`` and back
   to the AWS ``OptionSettings`` list, with values written the way AWS returns
@@ -22,7 +22,13 @@ One place for what ``eb_application_version``, ``eb_environment``,
   the health turns Red during the wait, with the events;
 * ``wait_until_not_busy`` and ``call_when_ready``: wait (bounded) while an
   environment is Launching/Updating instead of failing with "invalid state";
-* a botocore waiter model for application versions (botocore has none).
+* a botocore waiter model for application versions (botocore has none);
+* blue/green basics: which environment holds the live CNAME (full name or
+  prefix), the CNAME swap, and evidence for error messages (the last events
+  of an environment, its enhanced health causes).
+
+The blue/green orchestration itself (checks, Route 53 weights, watch
+window, swap-back) is in ``eb_swap.py``.
 
 Nothing here calls ``fail_json``: helpers raise ``EnvironmentFailed`` or
 ``WaitTimeout`` and the module decides what to tell the user.
@@ -465,6 +471,74 @@ def check_dns_availability(client, cname_prefix):
     return bool(found.get("Available")), found.get("FullyQualifiedCNAME")
 
 
+# -- CNAMEs and swaps -------------------------------------------------------------------
+
+
+def normalize_cname(value):
+    """A CNAME (or a CNAME prefix) compared the way DNS does: lower case, no final dot."""
+    return (value or "").strip().lower().rstrip(".")
+
+
+def cname_matches(cname, live_cname):
+    """Whether an environment's CNAME is the live one.
+
+    ``live_cname`` is the full name (``fastier-production.us-east-1.elasticbeanstalk.com``)
+    or only its prefix (``fastier-production``), which matches
+    ``<prefix>.<anything>``.
+    """
+    have, want = normalize_cname(cname), normalize_cname(live_cname)
+    if not have or not want:
+        return False
+    if "." in want:
+        return have == want
+    return have.startswith(want + ".")
+
+
+def find_cname_holder(environments, live_cname):
+    """The environment (AWS shape) that holds the live CNAME, or None.
+
+    CNAMEs are unique in a region, so at most one live environment holds it;
+    Terminated environments (which released theirs) are ignored.
+    """
+    for environment in environments or []:
+        if environment.get("Status") != "Terminated" and cname_matches(environment.get("CNAME"), live_cname):
+            return environment
+    return None
+
+
+def swap_environment_cnames(client, source_environment_id, destination_environment_id):
+    """SwapEnvironmentCNAMEs by ids (both environments must be Ready)."""
+    found = _call(
+        client,
+        "swap_environment_cnames",
+        SourceEnvironmentId=source_environment_id,
+        DestinationEnvironmentId=destination_environment_id,
+    )
+    return (found or {}).get("ResponseMetadata", {}).get("RequestId")
+
+
+def recent_events(client, environment_id, limit=10):
+    """The environment's last ``limit`` events, oldest first (results, snake_case).
+
+    For evidence in error messages: what happened before this run started
+    (a health transition, a failed deploy) is not in an ``EventStream``
+    primed at the start.
+    """
+    found = _call(client, "describe_events", EnvironmentId=environment_id, MaxRecords=max(1, int(limit)))
+    return [event_to_result(event) for event in reversed(found.get("Events", []))]
+
+
+def health_causes(client, environment_name):
+    """Enhanced health causes of an environment (empty when enhanced health is off)."""
+    try:
+        found = _call(client, "describe_environment_health", EnvironmentName=environment_name, AttributeNames=["Causes", "HealthStatus", "Color"])
+    except ClientError as error:
+        if client_error_code(error) in ("InvalidRequestException", "InvalidRequest"):
+            return []
+        raise
+    return list(found.get("Causes") or [])
+
+
 # -- events ------------------------------------------------------------------------------
 
 
@@ -803,24 +877,30 @@ __all__ = [
     "WAITER_MODEL",
     "call_when_ready",
     "check_dns_availability",
+    "cname_matches",
     "describe_application",
     "describe_application_version",
     "describe_environment_health",
     "describe_environments",
     "diff_option_settings",
     "environment_to_result",
+    "find_cname_holder",
     "find_environment",
     "get_option_defaults",
     "get_option_settings",
     "get_tags",
     "get_waiter",
+    "health_causes",
     "is_busy_error",
+    "normalize_cname",
     "option_in_message",
     "option_settings_from_list",
     "option_settings_to_list",
     "options_to_remove_list",
     "plan_tags",
     "platform_satisfied",
+    "recent_events",
+    "swap_environment_cnames",
     "update_tags",
     "validation_errors",
     "wait_for_environment",
