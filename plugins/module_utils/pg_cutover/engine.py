@@ -167,6 +167,7 @@ class Cutover:
         self.fence = None
         self.fence_started = None
         self.verified_at_pause = False
+        self._apply_errors_seen = None
         self.result = {
             "changed": False,
             "method": None,
@@ -689,12 +690,22 @@ class Cutover:
         health = replication.subscription_health(self.tgt, self.name, self.target_major)
         if health is None:
             raise _Abort("the subscription {0} is gone from the target".format(self.name))
-        if not health["enabled"] or health["apply_errors"]:
+        # disable_on_error (PostgreSQL 15+) turns an apply error into a disabled
+        # subscription; older targets retry forever and the error count grows.
+        if not health["enabled"]:
             raise _Abort(
-                "the subscription {0} stopped applying changes ({1}); the target's server log has the error".format(
-                    self.name, "disabled" if not health["enabled"] else "{0} apply error(s)".format(health["apply_errors"])
+                "the subscription {0} stopped applying changes (disabled{1}); the target's server log has the error".format(
+                    self.name, ", {0} apply error(s)".format(health["apply_errors"]) if health["apply_errors"] else ""
                 )
             )
+        if health["apply_errors"] and self._apply_errors_seen is not None and health["apply_errors"] > self._apply_errors_seen:
+            raise _Abort(
+                "the subscription {0} fails to apply changes ({1} apply error(s)); the target's server log has the error".format(
+                    self.name, health["apply_errors"]
+                )
+            )
+        if self._apply_errors_seen is None:
+            self._apply_errors_seen = health["apply_errors"]
         return health
 
     def wait_for_lag(self, max_lag, timeout_s):
