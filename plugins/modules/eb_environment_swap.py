@@ -33,7 +33,7 @@ description:
   - Idempotent. When the environment to promote is already live (it holds the live CNAME, or all the weight)
     and runs O(version_label), nothing is done and the result is C(ok).
   - Check mode reads everything, runs the checks that need no change (not the smoke test) and returns the plan;
-    what would refuse the promotion is reported in RV(blockers) and as warnings rather than failing, because in a
+    what would refuse the promotion is reported in RV(blockers) rather than failing, because in a
     deploy's check mode the new version is not deployed yet. C(--diff) shows which environment is live before and
     after.
   - Waits for busy environments (C(Launching), C(Updating)) instead of failing with AWS's "invalid state", within
@@ -1141,8 +1141,6 @@ class SwapManager:
         if self.strategy == "route53_weighted":
             after["weights"] = dict((n, 100 if n == self.target else 0) for n in self.pair if n in self.by_name)
         if self.module.check_mode:
-            for blocker in self.blockers:
-                self.module.warn("a real run would not promote {0}: {1}".format(self.target, blocker))
             self.module.exit_with_diff(True, before, after, **self.result())
         if self.blockers:
             self.refuse()
