@@ -157,3 +157,13 @@ def test_failure_message_has_phase_cause_and_advice():
     err = CutoverFailed("catchup", "the target did not reach the fence LSN 0/5", "The fence was lifted.", {"changed": True})
     assert str(err) == "cut-over failed in phase 'catchup': the target did not reach the fence LSN 0/5. The fence was lifted."
     assert err.result == {"changed": True}
+
+
+def test_prediction_with_verification_before_the_fence_leaves_it_out_of_the_downtime():
+    sizes = {"table_bytes": 1_000_000_000, "index_bytes": 0, "lo_bytes": 0, "unlogged_bytes": 0}
+    rates = {"copy_bytes_s": 50_000_000, "verify_bytes_s": 100_000_000}
+    common = {"jobs": 2, "method": "logical", "max_lag_bytes": 1_000_000, "sequences": 0, "tables_count": 4}
+    fenced = predict(sizes, rates, **common)
+    paused = predict(sizes, rates, verify_in_fence=False, **common)
+    assert paused["verify_s"] == fenced["verify_s"] > 1
+    assert paused["write_downtime_s"] == pytest.approx(fenced["write_downtime_s"] - fenced["verify_s"], abs=0.1)

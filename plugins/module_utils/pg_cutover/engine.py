@@ -104,7 +104,7 @@ def first_line(err):
     return text.splitlines()[0] if text else type(err).__name__
 
 
-def predict(sizes, rates, *, jobs, method, max_lag_bytes, sequences, tables_count):
+def predict(sizes, rates, *, jobs, method, max_lag_bytes, sequences, tables_count, verify_in_fence=True):
     """Predicted durations (seconds) from measured rates; pure, unit-tested.
 
     ``rates``: ``copy_bytes_s`` (one COPY stream) and ``verify_bytes_s`` (one
@@ -120,12 +120,13 @@ def predict(sizes, rates, *, jobs, method, max_lag_bytes, sequences, tables_coun
         verify_s = sizes["table_bytes"] / max(rates["verify_bytes_s"] * effective, 1.0)
     fence_fixed = 1.0 + 0.005 * sequences
     in_fence_copy = (sizes["lo_bytes"] + sizes["unlogged_bytes"]) / max(rates["copy_bytes_s"], 1.0)
+    fenced_verify_s = verify_s if verify_in_fence else 0.0
     if method == "logical":
         catchup_s = max_lag_bytes / max(rates["copy_bytes_s"], 1.0)
-        downtime = fence_fixed + catchup_s + in_fence_copy + verify_s
+        downtime = fence_fixed + catchup_s + in_fence_copy + fenced_verify_s
     else:
         catchup_s = 0.0
-        downtime = fence_fixed + copy_s + index_s + in_fence_copy + verify_s
+        downtime = fence_fixed + copy_s + index_s + in_fence_copy + fenced_verify_s
     return {
         "copy_s": round(copy_s, 1),
         "indexes_s": round(index_s, 1),
@@ -1284,6 +1285,7 @@ class Cutover:
                 max_lag_bytes=self.params["max_lag_bytes"],
                 sequences=sizes["sequences"],
                 tables_count=len(tables),
+                verify_in_fence=self.params["verify_point"] == "fence" or self.method != "logical",
             )
             self.log(
                 "rehearsal: {0:.1f} MB of tables, sample {1}; predicted copy {2}s, write downtime {3}s ({4})".format(
