@@ -59,7 +59,7 @@ options:
     description:
       - The platform, e.g. C(64bit Amazon Linux 2023 v4.6.0 running Python 3.11). Required (or O(platform_arn)) to create an environment.
       - A different value on an existing environment is a platform update. A newer version of the same
-        platform branch (what managed platform updates install) counts as up to date: the module never downgrades.
+        platform branch (what managed platform updates install) counts as up to date; the module never downgrades.
     type: str
   platform_arn:
     description: The platform as an ARN, instead of O(solution_stack_name). Compared like O(solution_stack_name).
