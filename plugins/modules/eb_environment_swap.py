@@ -730,7 +730,8 @@ class SwapManager:
         environment = self.by_name.get(name)
         version = self.params["version_label"]
         if environment is None:
-            self.blockers.append("environment {0} does not exist; deploy the version to it first".format(name))
+            if not self.blockers:  # choose_target already said that nobody runs the version
+                self.blockers.append("environment {0} does not exist; deploy the version to it first".format(name))
         else:
             if not self.module.check_mode and environment.get("Status") in BUSY_STATUSES:
                 environment = self.wait_not_busy(name)
@@ -1138,6 +1139,8 @@ class SwapManager:
             self.start_streams()
         self.check_target()
         after = self.diff_state(self.target)
+        # The plan: the target live with the version asked for (in check mode it may not be deployed yet).
+        after["live_version"] = self.params["version_label"] or after["live_version"]
         if self.strategy == "route53_weighted":
             after["weights"] = dict((n, 100 if n == self.target else 0) for n in self.pair if n in self.by_name)
         if self.module.check_mode:
