@@ -12,12 +12,14 @@ S3 says.
 from __future__ import annotations
 
 import json
+import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.integration.test_blue_green_swap import ENHANCED, STACK, active, holder, http, make_app, ready, wait_until  # noqa: F401 - http is a fixture
+from tests.integration.test_blue_green_swap import ENHANCED, STACK, Answers, active, holder, make_app, ready, wait_until
 from tests.playbooks import ROOT, PlaybookRun, run_playbook
 
 DEPLOY = ROOT / "playbooks/deploy.yml"
@@ -64,6 +66,18 @@ def platform(stack, unique) -> dict[str, Any]:
             "blue_green_poll_interval": 0.25,
         },
     }
+
+
+@pytest.fixture
+def http() -> Iterator[Answers]:
+    """A local HTTP server standing in for the app's health endpoint (its answer is the test's)."""
+    server = Answers()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def play(stack: Any, playbook: Any, extra: dict[str, Any], check: bool = False) -> PlaybookRun:
