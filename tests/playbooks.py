@@ -41,7 +41,8 @@ class PlaybookRun:
         for play in self.result.get("plays", []):
             for task in play.get("tasks", []):
                 host = task.get("hosts", {}).get("localhost", {})
-                out.append({"name": task["task"]["name"], **host})
+                # the task's name wins over a module result key called "name"
+                out.append({**host, "name": task["task"]["name"], "result_name": host.get("name")})
         return out
 
     def task(self, name: str) -> dict[str, Any]:
