@@ -1,13 +1,8 @@
+#!/usr/bin/python
 # -*- coding: utf-8 -*-
 
 # Copyright: Contributors to the fastier.platform collection
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-#
-# A collection role cannot ship modules (a role's library/ is ignored inside a
-# collection), so this module is staged in the role's files/modules and run by
-# tasks/aws_module.yml with the controller's Python, as Ansible would run it.
-# Its place is plugins/modules/ (then called as fastier.platform.<name>).
-# ruff: noqa: E402, UP001, UP009, UP010, SIM105 - Ansible module layout and boilerplate
 
 from __future__ import absolute_import, division, print_function
 
@@ -69,7 +64,7 @@ extends_documentation_fragment:
   - amazon.aws.region.modules
   - amazon.aws.boto3
 author:
-  - Fastier platform team
+  - Fastier platform team (@fastier)
 """
 
 EXAMPLES = r"""
@@ -130,32 +125,12 @@ import time
 
 try:
     import botocore
-except ImportError:
-    pass  # handled by AnsibleAWSModule
+except ImportError:  # handled by AnsibleAWSModule
+    botocore = None
 
-from ansible_collections.amazon.aws.plugins.module_utils.tagging import (
-    ansible_dict_to_boto3_tag_list,
-    boto3_tag_list_to_ansible_dict,
-    compare_aws_tags,
-)
+from ansible_collections.amazon.aws.plugins.module_utils.tagging import ansible_dict_to_boto3_tag_list, boto3_tag_list_to_ansible_dict
+from ansible_collections.fastier.platform.plugins.module_utils.aws_compare import is_subset, sync_tags
 from ansible_collections.fastier.platform.plugins.module_utils.base import Deadline, FastierAWSModule, WaitTimeout
-
-
-def is_subset(wanted, current):
-    """True when every key and list item of ``wanted`` has the same value in ``current``.
-
-    Lists of plain values (HTTP methods, aliases) are compared in any order;
-    lists of objects (origins, cache behaviours) in order.
-    """
-    if isinstance(wanted, dict):
-        return isinstance(current, dict) and all(key in current and is_subset(value, current[key]) for key, value in wanted.items())
-    if isinstance(wanted, list):
-        if not isinstance(current, list) or len(wanted) != len(current):
-            return False
-        if all(not isinstance(item, (dict, list)) for item in wanted + current):
-            return sorted(wanted, key=str) == sorted(current, key=str)
-        return all(is_subset(wanted[i], current[i]) for i in range(len(wanted)))
-    return wanted == current
 
 
 def merged(current, wanted):
@@ -200,19 +175,15 @@ class Distributions:
     def update_tags(self, arn, wanted, purge):
         if wanted is None:
             return False
-        to_set, to_unset = compare_aws_tags(self.tags(arn), wanted, purge_tags=purge)
-        if not (to_set or to_unset):
-            return False
-        if self.module.check_mode:
-            return True
-        try:
-            if to_unset:
-                self.client.untag_resource(Resource=arn, TagKeys={"Items": to_unset})
-            if to_set:
-                self.client.tag_resource(Resource=arn, Tags={"Items": ansible_dict_to_boto3_tag_list(to_set)})
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-            self.fail(e, f"Could not tag {arn}")
-        return True
+        return sync_tags(
+            self.module,
+            self.tags(arn),
+            wanted,
+            purge=purge,
+            tag=lambda tags: self.client.tag_resource(Resource=arn, Tags={"Items": ansible_dict_to_boto3_tag_list(tags)}),
+            untag=lambda keys: self.client.untag_resource(Resource=arn, TagKeys={"Items": keys}),
+            what=arn,
+        )
 
     def wait_deployed(self, dist_id, seconds):
         deadline = Deadline(seconds, f"distribution {dist_id} to be Deployed")

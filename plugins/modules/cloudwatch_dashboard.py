@@ -1,13 +1,8 @@
+#!/usr/bin/python
 # -*- coding: utf-8 -*-
 
 # Copyright: Contributors to the fastier.platform collection
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-#
-# A collection role cannot ship modules (a role's library/ is ignored inside a
-# collection), so this module is staged in the role's files/modules and run by
-# tasks/aws_module.yml with the controller's Python, as Ansible would run it.
-# Its place is plugins/modules/ (then called as fastier.platform.<name>).
-# ruff: noqa: E402, UP001, UP009, UP010, SIM105 - Ansible module layout and boilerplate
 
 from __future__ import absolute_import, division, print_function
 
@@ -43,7 +38,7 @@ extends_documentation_fragment:
   - amazon.aws.region.modules
   - amazon.aws.boto3
 author:
-  - Fastier platform team
+  - Fastier platform team (@fastier)
 """
 
 EXAMPLES = r"""
@@ -94,8 +89,8 @@ import json
 
 try:
     import botocore
-except ImportError:
-    pass  # handled by AnsibleAWSModule
+except ImportError:  # handled by AnsibleAWSModule
+    botocore = None
 
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.fastier.platform.plugins.module_utils.base import FastierAWSModule

@@ -1,13 +1,8 @@
+#!/usr/bin/python
 # -*- coding: utf-8 -*-
 
 # Copyright: Contributors to the fastier.platform collection
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-#
-# A collection role cannot ship modules (a role's library/ is ignored inside a
-# collection), so this module is staged in the role's files/modules and run by
-# tasks/aws_module.yml with the controller's Python, as Ansible would run it.
-# Its place is plugins/modules/ (then called as fastier.platform.<name>).
-# ruff: noqa: E402, UP001, UP009, UP010, SIM105 - Ansible module layout and boilerplate
 
 from __future__ import absolute_import, division, print_function
 
@@ -54,7 +49,7 @@ extends_documentation_fragment:
   - amazon.aws.region.modules
   - amazon.aws.boto3
 author:
-  - Fastier platform team
+  - Fastier platform team (@fastier)
 """
 
 EXAMPLES = r"""
@@ -89,30 +84,17 @@ project:
 """
 
 import copy
-import time
 
 try:
     import botocore
-except ImportError:
-    pass  # handled by AnsibleAWSModule
+except ImportError:  # handled by AnsibleAWSModule
+    botocore = None
 
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import ansible_dict_to_boto3_tag_list, boto3_tag_list_to_ansible_dict
+from ansible_collections.fastier.platform.plugins.module_utils.aws_compare import call_when_iam_ready, is_subset
 from ansible_collections.fastier.platform.plugins.module_utils.base import FastierAWSModule
 
 IAM_NOT_READY = ("not authorized to perform: sts:AssumeRole", "Service role", "cannot be assumed")
-
-
-def is_subset(wanted, current):
-    """True when every key and list item of ``wanted`` has the same value in ``current`` (plain-value lists in any order)."""
-    if isinstance(wanted, dict):
-        return isinstance(current, dict) and all(key in current and is_subset(value, current[key]) for key, value in wanted.items())
-    if isinstance(wanted, list):
-        if not isinstance(current, list) or len(wanted) != len(current):
-            return False
-        if all(not isinstance(item, (dict, list)) for item in wanted + current):
-            return sorted(wanted, key=str) == sorted(current, key=str)
-        return all(is_subset(wanted[i], current[i]) for i in range(len(wanted)))
-    return wanted == current
 
 
 def tag_list(tags):
@@ -121,23 +103,6 @@ def tag_list(tags):
 
 def tag_dict(tags):
     return boto3_tag_list_to_ansible_dict(tags or [], tag_name_key_name="key", tag_value_key_name="value")
-
-
-def call_when_iam_ready(module, call, what, **kwargs):
-    """Call ``call``; while IAM has not propagated the new service role yet, retry for up to a minute."""
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            return call(**kwargs)
-        except botocore.exceptions.ClientError as e:
-            message = e.response.get("Error", {}).get("Message", "")
-            if time.monotonic() < deadline and any(hint in message for hint in IAM_NOT_READY):
-                module.progress(f"{what}: the service role is not usable yet ({message}); retrying")
-                time.sleep(5)
-                continue
-            module.fail_json_aws(e, msg=f"Could not {what}")
-        except botocore.exceptions.BotoCoreError as e:
-            module.fail_json_aws(e, msg=f"Could not {what}")
 
 
 def main():
@@ -177,7 +142,7 @@ def main():
         after = dict(wanted, name=name, tags=tag_list(tags))
         if module.check_mode:
             module.exit_with_diff(True, {}, after, arn="", project={})
-        project = call_when_iam_ready(module, client.create_project, f"create CodeBuild project {name}", **after)["project"]
+        project = call_when_iam_ready(module, client.create_project, f"create CodeBuild project {name}", hints=IAM_NOT_READY, **after)["project"]
         module.exit_with_diff(True, {}, project, arn=project["arn"], project=project)
 
     current_tags = tag_dict(current.get("tags"))
@@ -188,7 +153,9 @@ def main():
     after["tags"] = tag_list(wanted_tags)
     if module.check_mode:
         module.exit_with_diff(True, before, after, arn=current["arn"], project=current)
-    project = call_when_iam_ready(module, client.update_project, f"update CodeBuild project {name}", name=name, tags=tag_list(wanted_tags), **wanted)["project"]
+    project = call_when_iam_ready(
+        module, client.update_project, f"update CodeBuild project {name}", hints=IAM_NOT_READY, name=name, tags=tag_list(wanted_tags), **wanted
+    )["project"]
     module.exit_with_diff(True, before, project, arn=project["arn"], project=project)
 
 

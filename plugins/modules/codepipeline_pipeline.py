@@ -1,13 +1,8 @@
+#!/usr/bin/python
 # -*- coding: utf-8 -*-
 
 # Copyright: Contributors to the fastier.platform collection
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-#
-# A collection role cannot ship modules (a role's library/ is ignored inside a
-# collection), so this module is staged in the role's files/modules and run by
-# tasks/aws_module.yml with the controller's Python, as Ansible would run it.
-# Its place is plugins/modules/ (then called as fastier.platform.<name>).
-# ruff: noqa: E402, UP001, UP009, UP010, SIM105 - Ansible module layout and boilerplate
 
 from __future__ import absolute_import, division, print_function
 
@@ -60,7 +55,7 @@ extends_documentation_fragment:
   - amazon.aws.region.modules
   - amazon.aws.boto3
 author:
-  - Fastier platform team
+  - Fastier platform team (@fastier)
 """
 
 EXAMPLES = r"""
@@ -108,52 +103,18 @@ pipeline:
 """
 
 import copy
-import time
 
 try:
     import botocore
-except ImportError:
-    pass  # handled by AnsibleAWSModule
+except ImportError:  # handled by AnsibleAWSModule
+    botocore = None
 
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
-from ansible_collections.amazon.aws.plugins.module_utils.tagging import (
-    ansible_dict_to_boto3_tag_list,
-    boto3_tag_list_to_ansible_dict,
-    compare_aws_tags,
-)
+from ansible_collections.amazon.aws.plugins.module_utils.tagging import ansible_dict_to_boto3_tag_list, boto3_tag_list_to_ansible_dict
+from ansible_collections.fastier.platform.plugins.module_utils.aws_compare import call_when_iam_ready, is_subset, sync_tags
 from ansible_collections.fastier.platform.plugins.module_utils.base import FastierAWSModule
 
 IAM_NOT_READY = ("not authorized to perform AssumeRole", "not authorized to perform: sts:AssumeRole")
-
-
-def is_subset(wanted, current):
-    """True when every key and list item of ``wanted`` has the same value in ``current`` (plain-value lists in any order)."""
-    if isinstance(wanted, dict):
-        return isinstance(current, dict) and all(key in current and is_subset(value, current[key]) for key, value in wanted.items())
-    if isinstance(wanted, list):
-        if not isinstance(current, list) or len(wanted) != len(current):
-            return False
-        if all(not isinstance(item, (dict, list)) for item in wanted + current):
-            return sorted(wanted, key=str) == sorted(current, key=str)
-        return all(is_subset(wanted[i], current[i]) for i in range(len(wanted)))
-    return wanted == current
-
-
-def call_when_iam_ready(module, call, what, **kwargs):
-    """Call ``call``; while IAM has not propagated the new role yet, retry for up to a minute."""
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            return call(**kwargs)
-        except botocore.exceptions.ClientError as e:
-            message = e.response.get("Error", {}).get("Message", "")
-            if time.monotonic() < deadline and any(hint in message for hint in IAM_NOT_READY):
-                module.progress(f"{what}: the role is not usable yet ({message}); retrying")
-                time.sleep(5)
-                continue
-            module.fail_json_aws(e, msg=f"Could not {what}")
-        except botocore.exceptions.BotoCoreError as e:
-            module.fail_json_aws(e, msg=f"Could not {what}")
 
 
 def update_tags(module, client, arn, wanted, purge):
@@ -165,19 +126,15 @@ def update_tags(module, client, arn, wanted, purge):
         )
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
         module.fail_json_aws(e, msg=f"Could not read the tags of {arn}")
-    to_set, to_unset = compare_aws_tags(current, wanted, purge_tags=purge)
-    if not (to_set or to_unset):
-        return False
-    if module.check_mode:
-        return True
-    try:
-        if to_unset:
-            client.untag_resource(resourceArn=arn, tagKeys=to_unset)
-        if to_set:
-            client.tag_resource(resourceArn=arn, tags=ansible_dict_to_boto3_tag_list(to_set, tag_name_key_name="key", tag_value_key_name="value"))
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-        module.fail_json_aws(e, msg=f"Could not tag {arn}")
-    return True
+    return sync_tags(
+        module,
+        current,
+        wanted,
+        purge=purge,
+        tag=lambda tags: client.tag_resource(resourceArn=arn, tags=ansible_dict_to_boto3_tag_list(tags, tag_name_key_name="key", tag_value_key_name="value")),
+        untag=lambda keys: client.untag_resource(resourceArn=arn, tagKeys=keys),
+        what=arn,
+    )
 
 
 def main():
@@ -225,7 +182,9 @@ def main():
         if module.check_mode:
             module.exit_with_diff(True, {}, wanted, arn="")
         tag_list = ansible_dict_to_boto3_tag_list(tags or {}, tag_name_key_name="key", tag_value_key_name="value")
-        created = call_when_iam_ready(module, client.create_pipeline, f"create pipeline {name}", pipeline=wanted, tags=tag_list)["pipeline"]
+        created = call_when_iam_ready(module, client.create_pipeline, f"create pipeline {name}", hints=IAM_NOT_READY, pipeline=wanted, tags=tag_list)[
+            "pipeline"
+        ]
         arn = client.get_pipeline(name=name)["metadata"]["pipelineArn"]
         module.exit_with_diff(True, {}, created, arn=arn, version=created.get("version"), pipeline=created)
 
@@ -235,7 +194,7 @@ def main():
         changed = True
         after = dict(current, **wanted)
         if not module.check_mode:
-            after = call_when_iam_ready(module, client.update_pipeline, f"update pipeline {name}", pipeline=after)["pipeline"]
+            after = call_when_iam_ready(module, client.update_pipeline, f"update pipeline {name}", hints=IAM_NOT_READY, pipeline=after)["pipeline"]
     changed |= update_tags(module, client, arn, tags, module.params["purge_tags"])
     module.exit_with_diff(changed, current, after, arn=arn, version=after.get("version"), pipeline=after)
 
