@@ -510,6 +510,10 @@ class SwapManager:
         self.deadline.what = what
         return self.deadline
 
+    def fresh_deadline(self):
+        """A new wait_timeout for the way back: it must not inherit what the way forward used up."""
+        self.deadline = Deadline(self.params["wait_timeout"], "the switch back")
+
     def _on_event(self, event):
         self.module.progress("event {0} {1}: {2}".format(event.get("environment_name", ""), event.get("severity"), event.get("message")))
 
@@ -964,11 +968,16 @@ class SwapManager:
     def after_failed_switch(self, reason):
         """The switch itself went wrong: make sure the previous environment is live, then fail."""
         previous = self.previous_live
+        self.fresh_deadline()
         try:
             self._poll_events()
+            # A swap still in flight would move the CNAME after we looked: wait until both are settled.
+            for name in self.pair:
+                self.describe(name)
+                self.wait_not_busy(name)
             fresh = dict((n, self.describe(n)) for n in self.pair)
             holder = [n for n, e in fresh.items() if e is not None and cname_matches(e.get("CNAME"), self.params["live_cname"])]
-        except (BotoCoreError, ClientError) as e:
+        except (BotoCoreError, ClientError, WaitTimeout) as e:
             raise Abort(
                 "{0}; could not tell which environment holds {1} afterwards ({2}). Check it by hand.".format(reason, self.params["live_cname"], e)
             ) from None
@@ -1045,6 +1054,7 @@ class SwapManager:
     def restore_weights(self, reason):
         """Put back the weights found at the start, then fail."""
         started = time.monotonic()
+        self.fresh_deadline()
         try:
             self.set_weights(self.initial_weights, "restore")
         except (BotoCoreError, ClientError, WaitTimeout) as e:
@@ -1057,6 +1067,7 @@ class SwapManager:
             ) from None
         self._timed("switch_back_s", started)
         self.live = self.previous_live
+        self.switched = False
         self.switched_back = True
         self.weight_history.append({"weights": dict(self.initial_weights), "baked_s": 0.0, "outcome": "restored"})
         raise Abort(
@@ -1089,6 +1100,7 @@ class SwapManager:
         if self.strategy == "route53_weighted":
             self.restore_weights(reason)
         started = time.monotonic()
+        self.fresh_deadline()
         try:
             self.describe(previous)
             self.describe(self.target)

@@ -306,6 +306,30 @@ def test_green_red_during_the_watch_window_swaps_back(stack, pair):
     assert ready(eb, blue)["VersionLabel"] == "v1"
 
 
+def test_green_red_during_the_swap_itself_is_switched_back(stack, pair):
+    eb, app, blue, green, live = pair["eb"], pair["app"], pair["blue"], pair["green"], pair["live_cname"]
+    _, settings = stack.control("GET", "/_local/eb/settings")
+    stack.control("POST", "/_local/eb/settings", {"delay_s": 2.0})  # a swap long enough to fail in the middle
+
+    def turn_green_red_mid_swap() -> None:
+        wait_until(lambda: active(eb, green)["Status"] == "Updating", timeout=90, step=0.05)
+        set_health(stack, green, "Red", "Severe", ["Health checks failing during the swap"])
+
+    try:
+        injector = in_thread(turn_green_red_mid_swap)
+        run, task = swap(stack, {**pair["extra"], "it_watch": 5})
+        injector.join(timeout=5)
+    finally:
+        stack.control("POST", "/_local/eb/settings", {"delay_s": settings["delay_s"]})
+    assert run.rc != 0
+    message = task["msg"]
+    assert f"the CNAME swap failed: environment {green} turned Updating / Red (Severe)" in message, message
+    assert f"Switched back: {blue} (version v1) holds {live} again" in message
+    assert task["switched_back"] is True and task["live_environment"] == blue
+    assert holder(eb, app, live) == blue
+    assert ready(eb, blue)["VersionLabel"] == "v1"
+
+
 def test_failing_smoke_test_means_no_swap(stack, pair, http):
     eb, app, blue, green, live = pair["eb"], pair["app"], pair["blue"], pair["green"], pair["live_cname"]
     http.answer = (503, '{"status": "database unreachable"}')
