@@ -27,7 +27,7 @@ from typing import Any
 from .control import ControlMiddleware, route
 from .settings import Settings
 
-EXTENSIONS = ("local_aws.eb", "local_aws.rds")
+EXTENSIONS = ("local_aws.eb", "local_aws.rds", "local_aws.moto_fixes")
 
 log = logging.getLogger("local_aws")
 _started: dict[str, Any] = {}

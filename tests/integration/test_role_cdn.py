@@ -152,12 +152,11 @@ def test_cdn_serves_the_private_bucket_over_https_only(stack, converged):
     assert all(s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"].values())
     assert out["static_bucket_policy_statements"] == [read]
 
-    # Re-runs: the OAC and the bucket policy report no change. The distribution
-    # is re-applied on the local stack only (see the xfail test below).
+    # Re-runs (check, real): nothing changes.
     for check in (True, False):
         again = run_playbook(stack.env(), PLAYBOOK, converged["extra"], check=check)
         assert again.rc == 0, again.explain()
-        assert set(changed_tasks(again)) <= {f"Distribution {prefix}-static"}, changed_tasks(again)
+        assert again.changed == 0, changed_tasks(again)
     assert json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"]) == policy
 
     gone = run_playbook(stack.env(), PLAYBOOK, {**converged["extra"], "cdn_state": "absent"})
@@ -168,15 +167,6 @@ def test_cdn_serves_the_private_bucket_over_https_only(stack, converged):
     assert left == [converged["tls_only"]]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "local stack: moto 5.2's CloudFront drops Origins.Items[].OriginAccessControlId and S3OriginConfig from the "
-        "distribution it stores (moto/cloudfront/models.py Origin), so the origin never shows its OAC and every run "
-        "re-applies it; needs the local_aws CloudFront patch (see the cdn role README / the report)"
-    ),
-)
 def test_cdn_origin_keeps_its_oac_and_reruns_change_nothing(stack, converged):
     cloudfront = stack.client("cloudfront")
     prefix = converged["prefix"]
