@@ -60,7 +60,7 @@ postgres:
 $(COLLECTION_DIR)/MANIFEST.json: $(BIN)/.stamp $(COLLECTION_SRC)
 	@mkdir -p build
 	@$(BIN)/ansible-galaxy collection build --force --output-path build . >/dev/null
-	@rm -rf $(COLLECTIONS).new && $(BIN)/ansible-galaxy collection install --offline --force --no-deps -p $(COLLECTIONS).new $(ARTIFACT) >/dev/null
+	@rm -rf $(COLLECTIONS).new && ANSIBLE_COLLECTIONS_PATH=$(COLLECTIONS).new $(BIN)/ansible-galaxy collection install --offline --force --no-deps -p $(COLLECTIONS).new $(ARTIFACT) >/dev/null
 	@# swap in one step, so a playbook running meanwhile never sees half an install
 	@rm -rf $(COLLECTIONS).old; [ ! -d $(COLLECTIONS) ] || mv $(COLLECTIONS) $(COLLECTIONS).old; mv $(COLLECTIONS).new $(COLLECTIONS)
 	@echo "setup: fastier.platform $(VERSION) installed in $(COLLECTIONS)"
