@@ -4,7 +4,9 @@
 imported and installed before the first request:
 
 * ``local_aws.eb.install(settings)``  - Elastic Beanstalk backend;
-* ``local_aws.rds.install(settings)`` - RDS instances backed by PostgreSQL.
+* ``local_aws.rds.install(settings)`` - RDS instances backed by PostgreSQL;
+* ``local_aws.moto_fixes.install(settings)`` - fixes of moto deviations from
+  the AWS API reference that our roles meet (each one contract-tested).
 
 An extension may also define ``shutdown()``; it is called once when the server
 stops (SIGTERM from ``local_aws down``), to stop what the extension started.
