@@ -127,6 +127,7 @@ def test_pipeline_release_stages_least_privilege_and_idempotence(stack, unique, 
     promote = projects[f"{prefix}-promote"]["source"]["buildspec"]
     assert "ansible-playbook fastier.platform.deploy" in promote and 'deploy_version_label="$VERSION_LABEL"' in promote
     assert "deploy_promote=true" in promote
+    assert "blue_green_ledger_bucket=" in promote and "blue_green_started_by=" in promote
     assert "deploy_promote=false" in projects[f"{prefix}-deploy"]["source"]["buildspec"]
     groups = {g["logGroupName"]: g for g in logs.describe_log_groups(logGroupNamePrefix=f"/aws/codebuild/{prefix}-")["logGroups"]}
     assert {g: groups[g].get("retentionInDays") for g in groups} == {f"/aws/codebuild/{name}": 14 for name in projects}
