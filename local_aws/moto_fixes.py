@@ -16,6 +16,13 @@ Proposed as local_aws/moto_fixes.py, installed like the other extensions
    ``DBSubnetGroup`` (moto leaves it out, and amazon.aws.rds_instance fails
    with KeyError 'DBSubnetGroup'). Its place would be local_aws/rds
    (moto_rds.py), which hooks moto's RDS for the PostgreSQL servers.
+5. S3: a bucket policy sees every request to the local endpoint as one that
+   arrived over TLS 1.2 (``aws:SecureTransport`` true, ``s3:TlsVersion``
+   1.2), because the plain-HTTP loopback endpoint stands in for AWS's HTTPS
+   one. moto cannot evaluate ``Bool`` or ``Numeric*`` conditions and applies
+   such a statement unconditionally, so the usual TLS-only policy ("Deny
+   s3:* when aws:SecureTransport is false") denied every object request.
+   Other condition keys keep moto's behaviour (docs/local-aws.md).
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ def install(_settings: Any = None) -> None:
     _codebuild()
     _kms()
     _rds()
+    _s3()
 
 
 def _cloudfront() -> None:
@@ -191,3 +199,118 @@ def default_subnet_group(backend: Any) -> str | None:
         return None
     backend.create_subnet_group(DEFAULT_SUBNET_GROUP, "default", sorted(subnets, key=lambda subnet: subnet.availability_zone), [])
     return DEFAULT_SUBNET_GROUP
+
+
+# -- 5. S3 bucket policies: the local endpoint is the TLS endpoint ---------------------------------
+# What a request to the local endpoint counts as for a bucket policy. It is plain
+# HTTP on loopback standing in for AWS's HTTPS endpoint; TLS 1.2 is the oldest
+# version AWS endpoints (and botocore) accept, so a policy that admits it
+# admits every client AWS admits.
+TRANSPORT_CONTEXT = {"aws:securetransport": "true", "s3:tlsversion": "1.2"}
+
+_NUMERIC = {
+    "NumericEquals": lambda actual, expected: actual == expected,
+    "NumericNotEquals": lambda actual, expected: actual != expected,
+    "NumericLessThan": lambda actual, expected: actual < expected,
+    "NumericLessThanEquals": lambda actual, expected: actual <= expected,
+    "NumericGreaterThan": lambda actual, expected: actual > expected,
+    "NumericGreaterThanEquals": lambda actual, expected: actual >= expected,
+}
+
+
+def _transport_condition_met(operator: str, key: str, expected: Any) -> bool | None:
+    """Whether ``operator: {key: expected}`` holds for the local endpoint; None: not ours to decide.
+
+    Only the transport keys (``aws:SecureTransport``, ``s3:TlsVersion``) with
+    the ``Bool``, ``Numeric*`` and ``Null`` operators (and their ``IfExists``
+    forms) are decided here. Several expected values: any one matching is
+    enough, except for the negated ``NumericNotEquals`` where none may match.
+    """
+    actual = TRANSPORT_CONTEXT.get(key.lower())
+    if actual is None or ":" in operator:  # not a transport key, or ForAnyValue:/ForAllValues: (multivalued keys)
+        return None
+    values = [str(value) for value in (expected if isinstance(expected, list) else [expected])]
+    base = operator.removesuffix("IfExists")
+    if base == "Null":  # "true": the key is absent; both keys are always present here
+        return any(value.lower() == "false" for value in values)
+    if base == "Bool" and key.lower() == "aws:securetransport":
+        return any(value.lower() == actual for value in values)
+    if base in _NUMERIC and key.lower() == "s3:tlsversion":
+        try:
+            numbers = [float(value) for value in values]
+        except ValueError:
+            return False  # AWS: a value of the wrong type never matches
+        compare = _NUMERIC[base]
+        if base == "NumericNotEquals":
+            return all(compare(float(actual), number) for number in numbers)
+        return any(compare(float(actual), number) for number in numbers)
+    return None
+
+
+def over_tls(policy: dict[str, Any]) -> dict[str, Any]:
+    """The bucket policy as it applies to a request over TLS.
+
+    A statement with a transport condition that does not hold does not apply
+    (it is left out); a transport condition that holds is removed, so moto
+    evaluates the statement's other conditions as it always has.
+    """
+    statements = policy.get("Statement")
+    if statements is None:
+        return policy
+    applying = []
+    for statement in statements if isinstance(statements, list) else [statements]:
+        conditions = statement.get("Condition") if isinstance(statement, dict) else None
+        if not isinstance(conditions, dict):
+            applying.append(statement)
+            continue
+        kept: dict[str, Any] = {}
+        holds = True
+        for operator, keys in conditions.items():
+            if not isinstance(keys, dict):
+                kept[operator] = keys
+                continue
+            rest = {}
+            for key, expected in keys.items():
+                met = _transport_condition_met(operator, key, expected)
+                if met is None:
+                    rest[key] = expected
+                elif not met:
+                    holds = False
+            if rest:
+                kept[operator] = rest
+        if not holds:
+            continue
+        rewritten = {name: value for name, value in statement.items() if name != "Condition"}
+        if kept:
+            rewritten["Condition"] = kept
+        applying.append(rewritten)
+    return {**policy, "Statement": applying}
+
+
+def _s3() -> None:
+    """Object requests are checked against the bucket policy as requests over TLS (see TRANSPORT_CONTEXT)."""
+    import json
+
+    from moto.iam.access_control import IAMPolicy, PermissionResult
+    from moto.s3 import models
+
+    original = models.FakeBucket.get_permission
+    if getattr(original, "__local_aws_over_tls__", False):
+        return
+
+    def get_permission(self: Any, action: str, resource: str) -> Any:
+        if self.policy is None:
+            return original(self, action, resource)
+        try:
+            policy = json.loads(self.policy)
+        except ValueError:
+            return original(self, action, resource)
+        if not isinstance(policy, dict):
+            return original(self, action, resource)
+        policy = over_tls(policy)
+        if not policy.get("Statement"):
+            return PermissionResult.NEUTRAL
+        return IAMPolicy(json.dumps(policy)).is_action_permitted(action, resource)
+
+    get_permission.__local_aws_over_tls__ = True  # type: ignore[attr-defined]
+    models.FakeBucket.get_permission = get_permission

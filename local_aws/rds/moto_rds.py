@@ -17,6 +17,11 @@ Wrapped:
   later step): the restored instance keeps moto's unresolvable host name;
 * ``RDSResponse.delete_db_instance`` - the API rule that a final snapshot is
   either named or explicitly skipped;
+* ``RDSBackend.describe/copy/modify_db_parameter_group(s)`` and
+  ``RDSResponse.describe_db_parameters`` - parameter groups of postgres
+  families as RDS has them (``parameters.py``);
+* ``create/modify_db_instance`` also report gp3's baseline IOPS and
+  throughput (``parameters.gp3_baseline``);
 * ``DBInstance.address`` - ``127.0.0.1`` for backed instances;
 * ``MasterUserSecret._generate_secret_string`` - the real master user name
   and a generated password instead of moto's fixed ``admin``/``P@55w0rd!``.
@@ -38,6 +43,7 @@ from moto.rds.responses import RDSResponse
 
 from local_aws.postgres import PostgresError
 
+from . import parameters
 from .instances import Fleet, LocalRDSError, MasterUser, PortUnavailable, new_password
 
 LOOPBACK = "127.0.0.1"
@@ -159,7 +165,9 @@ def _server_errors(identifier: str, creating: bool = False) -> Iterator[None]:
 # -- wrappers --------------------------------------------------------------------------------------
 def create_db_instance(original: Callable[..., DBInstance], backend: RDSBackend, db_kwargs: Any) -> DBInstance:
     if not _is_backed_request(db_kwargs):
-        return original(backend, db_kwargs)
+        database = original(backend, db_kwargs)
+        parameters.gp3_baseline(database)
+        return database
     username = validate_master_username(db_kwargs.get("master_username"))
     password = _requested_password(db_kwargs)
     db_name = validate_db_name(db_kwargs.get("db_name"))
@@ -179,6 +187,7 @@ def create_db_instance(original: Callable[..., DBInstance], backend: RDSBackend,
         _forget(backend, database)
         raise
     database.port = instance.port
+    parameters.gp3_baseline(database)
     return database
 
 
@@ -217,7 +226,9 @@ _SERVER_MODIFICATIONS = ("master_user_password", "manage_master_user_password", 
 def modify_db_instance(original: Callable[..., DBInstance], backend: RDSBackend, db_instance_identifier: str, db_kwargs: Any) -> DBInstance:
     database = backend.describe_db_instances(db_instance_identifier)[0]
     if fleet().get(database) is None:
-        return original(backend, db_instance_identifier, db_kwargs)
+        database = original(backend, db_instance_identifier, db_kwargs)
+        parameters.gp3_baseline(database)
+        return database
     _check_password_management(database, db_kwargs)
     new_port = int(db_kwargs["db_port_number"]) if db_kwargs.get("db_port_number") else None
     new_port = None if new_port == database.port else new_port
@@ -237,6 +248,7 @@ def modify_db_instance(original: Callable[..., DBInstance], backend: RDSBackend,
             fleet().set_master_password(database, db_kwargs["master_user_password"])
         elif db_kwargs.get("manage_master_user_password") or db_kwargs.get("rotate_master_user_password"):
             fleet().set_master_password(database, managed_password(database))
+    parameters.gp3_baseline(database)
     return database
 
 
@@ -313,6 +325,9 @@ _BACKEND_WRAPPERS: dict[str, Callable[..., Any]] = {
     "start_db_instance": start_db_instance,
     "restore_db_instance_from_db_snapshot": unbacked,
     "restore_db_instance_to_point_in_time": unbacked,
+    "describe_db_parameter_groups": parameters.describe_db_parameter_groups,
+    "copy_db_parameter_group": parameters.copy_db_parameter_group,
+    "modify_db_parameter_group": parameters.modify_db_parameter_group,
 }
 
 
@@ -333,6 +348,7 @@ def install(instances: Fleet) -> None:
     for name, wrapper in _BACKEND_WRAPPERS.items():
         _wrap(RDSBackend, name, wrapper)
     _wrap(RDSResponse, "delete_db_instance", response_delete_db_instance)
+    _wrap(RDSResponse, "describe_db_parameters", parameters.response_describe_db_parameters)
     if not isinstance(DBInstance.address, _LoopbackAddress):
         DBInstance.address = _address(DBInstance.address)
     MasterUserSecret._generate_secret_string = _secret_string  # noqa: SLF001

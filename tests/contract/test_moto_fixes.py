@@ -3,10 +3,13 @@ where moto 5.2 does not. One test per fix, through boto3 against the stack."""
 
 from __future__ import annotations
 
+import json
 import secrets
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 ACCOUNT = "123456789012"  # moto's account
 
@@ -129,3 +132,87 @@ def test_rds_instance_without_subnet_group_is_in_the_default_vpc_default_group(s
         assert (listed["DBSubnetGroupDescription"], listed["VpcId"]) == ("default", vpc["VpcId"])
     finally:
         rds.delete_db_instance(DBInstanceIdentifier=identifier, SkipFinalSnapshot=True)
+
+
+def _tls_only_policy(bucket: str, *extra: dict[str, Any]) -> str:
+    """The storage role's TLS-only statements (roles/storage/tasks/present.yml), plus ``extra``."""
+    resources = [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]
+    statements = [
+        {
+            "Sid": "StorageDenyInsecureTransport",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:*",
+            "Resource": resources,
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        },
+        {
+            "Sid": "StorageDenyOutdatedTls",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:*",
+            "Resource": resources,
+            "Condition": {"NumericLessThan": {"s3:TlsVersion": "1.2"}},
+        },
+        *extra,
+    ]
+    return json.dumps({"Version": "2012-10-17", "Statement": statements})
+
+
+def _denied(call: Any) -> bool:
+    try:
+        call()
+    except ClientError as err:
+        assert err.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+        return True
+    return False
+
+
+@pytest.fixture
+def policy_bucket(stack: Any, unique: str) -> Iterator[str]:
+    s3 = stack.client("s3")
+    name = f"fix-{unique}-tls"
+    s3.create_bucket(Bucket=name)
+    yield name
+    s3.delete_bucket_policy(Bucket=name)
+    for listed in s3.list_objects_v2(Bucket=name).get("Contents", []):
+        s3.delete_object(Bucket=name, Key=listed["Key"])
+    s3.delete_bucket(Bucket=name)
+
+
+def test_s3_tls_only_bucket_policy_admits_requests_to_the_local_endpoint(stack: Any, policy_bucket: str) -> None:
+    """A request to the local endpoint counts as one over TLS 1.2 (aws:SecureTransport true, s3:TlsVersion 1.2)."""
+    s3 = stack.client("s3")
+    s3.put_bucket_policy(Bucket=policy_bucket, Policy=_tls_only_policy(policy_bucket))
+    s3.put_object(Bucket=policy_bucket, Key="a.txt", Body=b"over tls")
+    assert s3.get_object(Bucket=policy_bucket, Key="a.txt")["Body"].read() == b"over tls"
+    assert s3.head_object(Bucket=policy_bucket, Key="a.txt")["ContentLength"] == len(b"over tls")
+    s3.put_object(Bucket=policy_bucket, Key="b.txt", Body=b"b")
+    assert s3.delete_objects(Bucket=policy_bucket, Delete={"Objects": [{"Key": "b.txt"}]})["Deleted"] == [{"Key": "b.txt"}]
+    s3.delete_object(Bucket=policy_bucket, Key="a.txt")
+
+    # the keys are evaluated (as TLS), not ignored: a statement that holds over TLS applies
+    over_tls = {"Sid": "DenyOverTls", "Effect": "Deny", "Principal": "*", "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{policy_bucket}/tls/*"}
+    s3.put_bucket_policy(
+        Bucket=policy_bucket,
+        Policy=_tls_only_policy(
+            policy_bucket,
+            {**over_tls, "Condition": {"Bool": {"aws:SecureTransport": "true"}}},
+            {**over_tls, "Sid": "DenyTls12", "Resource": f"arn:aws:s3:::{policy_bucket}/tls12/*", "Condition": {"NumericLessThan": {"s3:TlsVersion": "1.3"}}},
+        ),
+    )
+    assert _denied(lambda: s3.put_object(Bucket=policy_bucket, Key="tls/x", Body=b"x"))
+    assert _denied(lambda: s3.put_object(Bucket=policy_bucket, Key="tls12/x", Body=b"x"))
+    s3.put_object(Bucket=policy_bucket, Key="elsewhere/x", Body=b"x")
+
+
+def test_s3_bucket_policy_without_transport_conditions_still_denies(stack: Any, policy_bucket: str) -> None:
+    """Only the transport keys changed: an unconditional Deny of s3:PutObject to "*" still denies, other actions still work."""
+    s3 = stack.client("s3")
+    s3.put_object(Bucket=policy_bucket, Key="before.txt", Body=b"before")
+    deny_put = {"Sid": "DenyPut", "Effect": "Deny", "Principal": "*", "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{policy_bucket}/*"}
+    s3.put_bucket_policy(Bucket=policy_bucket, Policy=_tls_only_policy(policy_bucket, deny_put))
+    assert _denied(lambda: s3.put_object(Bucket=policy_bucket, Key="after.txt", Body=b"after"))
+    assert s3.get_object(Bucket=policy_bucket, Key="before.txt")["Body"].read() == b"before"
+    s3.put_bucket_policy(Bucket=policy_bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [deny_put]}))
+    assert _denied(lambda: s3.put_object(Bucket=policy_bucket, Key="after.txt", Body=b"after"))
