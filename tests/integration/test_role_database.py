@@ -18,7 +18,7 @@ import psycopg
 import pytest
 
 from local_aws.postgres import free_port
-from tests.playbooks import ROOT, PlaybookRun, ensure_collection, run_playbook
+from tests.playbooks import ROOT, ensure_collection, run_playbook
 
 PLAYBOOK = ROOT / "tests/integration/playbooks/role_database.yml"
 NETWORK_PLAYBOOK = ROOT / "tests/integration/playbooks/role_network.yml"
@@ -56,10 +56,6 @@ BASE = {
 @pytest.fixture(scope="module", autouse=True)
 def _collection() -> None:
     ensure_collection()
-
-
-def _outputs(run: PlaybookRun) -> dict[str, Any]:
-    return run.task("Database outputs")["database_outputs"]
 
 
 def _instances(rds: Any, identifier: str) -> list[dict[str, Any]]:
@@ -105,7 +101,7 @@ def test_database_four_step_change_test(converged):
     assert first_check.rc == 0, first_check.explain()
     assert first_check.task(INSTANCE_TASK)["changed"] is True
     assert converged["instances_after_check"] == [], "check mode created an instance"
-    assert _outputs(first_check)["status"] == "absent"
+    assert first_check.outputs("database_outputs")["status"] == "absent"
 
     real = converged["real"]
     assert real.rc == 0, real.explain()
@@ -134,7 +130,7 @@ def test_instance_is_private_encrypted_multi_az_protected_and_backed_up(stack, c
     assert {t["Key"]: t["Value"] for t in db["TagList"]}["Name"] == converged["identifier"]
 
     # in the network role's db subnets, behind its database security group only
-    network = converged["network"].task("Network outputs")["network_outputs"]
+    network = converged["network"].outputs("network_outputs")
     assert [g["VpcSecurityGroupId"] for g in db["VpcSecurityGroups"]] == [network["db_security_group_id"]]
     assert db["DBSubnetGroup"]["DBSubnetGroupName"] == f"fastier-{converged['env']}-db"
     assert sorted(s["SubnetIdentifier"] for s in db["DBSubnetGroup"]["Subnets"]) == sorted(network["db_subnet_ids"])
@@ -143,12 +139,13 @@ def test_instance_is_private_encrypted_multi_az_protected_and_backed_up(stack, c
     group = f"fastier-{converged['env']}-postgres15"
     assert [g["DBParameterGroupName"] for g in db["DBParameterGroups"]] == [group]
     assert rds.describe_db_parameter_groups(DBParameterGroupName=group)["DBParameterGroups"][0]["DBParameterGroupFamily"] == "postgres15"
-    params = {p["ParameterName"]: p.get("ParameterValue") for p in rds.describe_db_parameters(DBParameterGroupName=group)["Parameters"]}
+    pages = rds.get_paginator("describe_db_parameters").paginate(DBParameterGroupName=group)
+    params = {p["ParameterName"]: p.get("ParameterValue") for p in pages.build_full_result()["Parameters"]}
     assert params["rds.force_ssl"] == "1"
     assert params["log_min_duration_statement"] == "1000"
     assert (params["log_connections"], params["log_disconnections"], params["log_lock_waits"]) == ("1", "1", "1")
 
-    out = _outputs(converged["second"])
+    out = converged["second"].outputs("database_outputs")
     assert out["instance_id"] == converged["identifier"]
     assert out["endpoint_address"] == db["Endpoint"]["Address"] == out["endpoint"]["address"]
     assert out["endpoint_port"] == db["Endpoint"]["Port"] == converged["port"] == out["endpoint"]["port"]
@@ -210,7 +207,7 @@ def test_deletion_needs_confirmation_and_always_takes_a_final_snapshot(stack, co
     assert f"fastier-{converged['env']}-db" not in [g["DBSubnetGroupName"] for g in rds.describe_db_subnet_groups()["DBSubnetGroups"]]
     # the secret stays: it logs in to a restore of the final snapshot
     assert _secret(stack, converged["secret_name"])["username"] == "fastier"
-    assert _outputs(deleted)["status"] == "absent"
+    assert deleted.outputs("database_outputs")["status"] == "absent"
 
     again = run_playbook(stack.env(), PLAYBOOK, {**absent, "database_confirm_delete": True})
     assert again.rc == 0, again.explain()

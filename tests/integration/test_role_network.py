@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.playbooks import ROOT, PlaybookRun, ensure_collection, run_playbook
+from tests.playbooks import ROOT, ensure_collection, run_playbook
 
 PLAYBOOK = ROOT / "tests/integration/playbooks/role_network.yml"
 # An endpoint nothing listens on: a run that reaches AWS fails with a connection error.
@@ -29,10 +29,6 @@ def _collection() -> None:
 
 def _name(tags: list[dict[str, str]] | None) -> str:
     return {t["Key"]: t["Value"] for t in tags or []}.get("Name", "")
-
-
-def _outputs(run: PlaybookRun) -> dict[str, Any]:
-    return run.task("Network outputs")["network_outputs"]
 
 
 def _vpcs(ec2: Any, prefix: str) -> list[dict[str, Any]]:
@@ -88,7 +84,7 @@ def test_network_four_step_change_test(converged):
     assert first_check.rc == 0, first_check.explain()
     assert first_check.task("fastier.platform.network : Present | VPC")["changed"] is True
     assert converged["vpcs_after_check"] == [], "check mode created a VPC"
-    assert _outputs(first_check)["vpc_id"] is None
+    assert first_check.outputs("network_outputs")["vpc_id"] is None
 
     real = converged["real"]
     assert real.rc == 0, real.explain()
@@ -178,7 +174,7 @@ def test_network_resources_and_security_groups_are_exactly_as_designed(stack, co
         assert _name(group.get("Tags")) == group["GroupName"]
 
     # -- what the role publishes -----------------------------------------------------------
-    out = _outputs(second)
+    out = second.outputs("network_outputs")
     assert out["vpc_id"] == vpc_id
     assert out["azs"] == azs
     for tier in ("public", "app", "db"):
@@ -190,7 +186,7 @@ def test_network_resources_and_security_groups_are_exactly_as_designed(stack, co
     facts = run_playbook(stack.env(), PLAYBOOK, {**extra, "it_entry_point": "facts"})
     assert facts.rc == 0, facts.explain()
     assert facts.changed == 0
-    assert _outputs(facts) == out
+    assert facts.outputs("network_outputs") == out
 
 
 def test_network_lifecycle_flow_logs_nat_mode_temporary_rule_and_absent(stack, converged):
@@ -220,7 +216,7 @@ def test_network_lifecycle_flow_logs_nat_mode_temporary_rule_and_absent(stack, c
     assert after.rc == 0, after.explain()
     nats = ec2.describe_nat_gateways(Filter=[{"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "state", "Values": ["available", "pending"]}])["NatGateways"]
     assert len(nats) == 1
-    out = _outputs(after)
+    out = after.outputs("network_outputs")
     tables = {_name(t.get("Tags")): t for t in ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["RouteTables"]}
     for az in out["azs"]:
         nat_routes = {r.get("NatGatewayId") for r in tables[f"{prefix}-app-{az}"]["Routes"] if r["DestinationCidrBlock"] == "0.0.0.0/0"}
@@ -238,7 +234,7 @@ def test_network_lifecycle_flow_logs_nat_mode_temporary_rule_and_absent(stack, c
     assert ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["Subnets"] == []
     live = ec2.describe_nat_gateways(Filter=[{"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "state", "Values": ["available", "pending"]}])
     assert live["NatGateways"] == []
-    assert _outputs(gone)["vpc_id"] is None
+    assert gone.outputs("network_outputs")["vpc_id"] is None
     gone_again = run_playbook(stack.env(), PLAYBOOK, {**base, "network_state": "absent"})
     assert gone_again.rc == 0, gone_again.explain()
     assert gone_again.changed == 0, gone_again.changed_tasks()

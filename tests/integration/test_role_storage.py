@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.playbooks import ROOT, PlaybookRun, ensure_collection, run_playbook
+from tests.playbooks import ROOT, ensure_collection, run_playbook
 
 PLAYBOOK = ROOT / "tests/integration/playbooks/role_storage.yml"
 NO_AWS = "http://127.0.0.1:9"
@@ -40,10 +40,6 @@ BASE = {
 @pytest.fixture(scope="module", autouse=True)
 def _collection() -> None:
     ensure_collection()
-
-
-def _outputs(run: PlaybookRun) -> dict[str, Any]:
-    return run.task("Storage outputs")["storage_outputs"]
 
 
 def _policy(s3: Any, bucket: str) -> dict[str, Any]:
@@ -80,7 +76,7 @@ def test_storage_four_step_change_test(converged):
         "skipped"
     ]
     assert converged["buckets_after_check"] == []
-    assert not any(_outputs(first_check)[kind]["exists"] for kind in KINDS)
+    assert not any(first_check.outputs("storage_outputs")[kind]["exists"] for kind in KINDS)
 
     real = converged["real"]
     assert real.rc == 0, real.explain()
@@ -96,7 +92,7 @@ def test_buckets_are_private_encrypted_versioned_tls_only_with_lifecycles(stack,
     prefix = converged["prefix"]
     s3 = stack.client("s3")
     account = stack.client("sts").get_caller_identity()["Account"]
-    out = _outputs(converged["second"])
+    out = converged["second"].outputs("storage_outputs")
     assert _buckets(s3, prefix) == sorted(f"{prefix}-{kind}-{account}" for kind in KINDS)
     assert out["account_id"] == account
 
@@ -214,9 +210,6 @@ def test_sse_kms_and_deletion_only_with_confirmations(stack, unique):
         [rule] = s3.get_bucket_encryption(Bucket=f"{prefix}-{kind}-{account}")["ServerSideEncryptionConfiguration"]["Rules"]
         assert rule["ApplyServerSideEncryptionByDefault"] == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_arn}
         assert rule["BucketKeyEnabled"] is True
-    # moto denies every object request on a bucket whose policy has a condition it
-    # cannot evaluate (here aws:SecureTransport): the policy goes for this upload.
-    s3.delete_bucket_policy(Bucket=f"{prefix}-backups-{account}")
     s3.put_object(Bucket=f"{prefix}-backups-{account}", Key="db/2026-01-01.dump", Body=b"backup")
 
     refused = run_playbook(stack.env(), PLAYBOOK, {**extra, "storage_state": "absent"})
@@ -231,10 +224,20 @@ def test_sse_kms_and_deletion_only_with_confirmations(stack, unique):
     # the empty buckets went, the one holding a backup stayed
     assert _buckets(s3, prefix) == [f"{prefix}-backups-{account}"]
 
+    # teardown.yml's default: every bucket but the backups one, whatever it holds
+    kept = run_playbook(
+        stack.env(),
+        PLAYBOOK,
+        {**extra, "storage_state": "absent", "storage_confirm_delete": True, "storage_delete_objects": True, "storage_delete_kinds": ["artifacts", "static"]},
+    )
+    assert kept.rc == 0, kept.explain()
+    assert _buckets(s3, prefix) == [f"{prefix}-backups-{account}"]
+    assert s3.get_object(Bucket=f"{prefix}-backups-{account}", Key="db/2026-01-01.dump")["Body"].read() == b"backup"
+
     gone = run_playbook(stack.env(), PLAYBOOK, {**extra, "storage_state": "absent", "storage_confirm_delete": True, "storage_delete_objects": True})
     assert gone.rc == 0, gone.explain()
     assert _buckets(s3, prefix) == []
-    assert not any(_outputs(gone)[kind]["exists"] for kind in KINDS)
+    assert not any(gone.outputs("storage_outputs")[kind]["exists"] for kind in KINDS)
 
 
 @pytest.mark.parametrize(
