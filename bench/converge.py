@@ -41,7 +41,7 @@ def main() -> int:
             converge, changed = timed(stack, "playbooks/site.yml")
             rerun, rerun_changed = timed(stack, "playbooks/site.yml")
             check, _ = timed(stack, "playbooks/site.yml", check=True)
-            teardown, _ = timed(stack, "playbooks/teardown.yml", extra_vars={"teardown_confirm": "fastier-local"})
+            teardown, _ = timed(stack, "playbooks/teardown.yml", extra_vars={"teardown_confirm": "fastier-local", "teardown_delete_backups": True})
             rows.append((converge, rerun, check, teardown))
             print(
                 f"run {run}: converge {converge:6.1f}s ({changed} changed)  re-run {rerun:6.1f}s ({rerun_changed} changed)  "
