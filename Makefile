@@ -92,8 +92,7 @@ test: collection postgres
 # Runs inside `local_aws run`: the endpoint and clusters are up, and their
 # address is in the environment (LOCAL_AWS_ENDPOINT, ...).
 test-stack:
-	@$(BIN)/python -m pytest $(PYTEST_ARGS)
-	@tools/molecule-all.sh
+	@tools/test-all.sh
 
 # --- lint ---------------------------------------------------------------------------
 .PHONY: lint ruff ansible-lint sanity

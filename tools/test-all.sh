@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# `make test`, inside `python -m local_aws run` (the endpoint and the PostgreSQL
+# clusters are up; LOCAL_AWS_ENDPOINT and LOCAL_AWS_STATE_DIR are set).
+#
+# The suites spend most of their time in ansible-playbook processes and in
+# waits on the local AWS, so they share the machine: the molecule scenarios run
+# beside the pytest suites (TEST_WORKERS processes, whole files per worker so a
+# module's converged fixture is built once). Every test and scenario names its
+# resources apart (a unique platform name or environment), so they never meet.
+#
+#   TEST_WORKERS=1 make test      # everything one after the other
+#   PYTEST_ARGS='-k storage' make test
+set -uo pipefail
+cd "$(dirname "$0")/.."
+: "${LOCAL_AWS_ENDPOINT:?run through make test (it starts the local stack)}"
+workers=${TEST_WORKERS:-2}
+log="${LOCAL_AWS_STATE_DIR:-.local}/molecule.log"
+started=$SECONDS
+
+if [ "$workers" -le 1 ]; then
+  python -m pytest --durations=25 ${PYTEST_ARGS:-}
+  pytest_rc=$?
+  tools/molecule-all.sh
+  exit $((pytest_rc || $?))
+fi
+
+echo "test: molecule scenarios in the background (log: $log)"
+tools/molecule-all.sh >"$log" 2>&1 &
+molecule_pid=$!
+python -m pytest -n "$workers" --dist loadfile --durations=25 ${PYTEST_ARGS:-}
+pytest_rc=$?
+echo "test: pytest done after $((SECONDS - started)) s (rc=$pytest_rc); waiting for molecule"
+wait "$molecule_pid"
+molecule_rc=$?
+if [ "$molecule_rc" -ne 0 ]; then
+  echo "test: molecule failed (rc=$molecule_rc); its log follows" >&2
+  cat "$log" >&2
+else
+  grep -E '^molecule: |INFO +[a-z_-]+ ➜ [a-z_]+: (Executing|Completed)|PLAY RECAP|^localhost +:' "$log" || true
+fi
+echo "test: finished after $((SECONDS - started)) s (pytest rc=$pytest_rc, molecule rc=$molecule_rc)"
+exit $((pytest_rc || molecule_rc))
