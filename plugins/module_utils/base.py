@@ -52,6 +52,13 @@ RETRY_CODES = [
 DEFAULT_RETRY = AWSRetry.jittered_backoff(retries=10, delay=1, max_delay=30, catch_extra_error_codes=RETRY_CODES)
 
 
+# The options the amazon.aws.tags doc fragment documents, for a module's argument_spec.
+TAG_OPTIONS = dict(
+    tags=dict(type="dict", aliases=["resource_tags"]),
+    purge_tags=dict(type="bool", default=True),
+)
+
+
 class FastierAWSModule(ProgressMixin, AnsibleAWSModule):
     """AnsibleAWSModule with retries by default, progress lines and diffs.
 

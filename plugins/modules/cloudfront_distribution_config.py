@@ -37,13 +37,6 @@ options:
   caller_reference:
     description: Caller reference used when the distribution is created. Defaults to O(comment).
     type: str
-  tags:
-    description: Tags of the distribution; with O(purge_tags) the others are removed. V(null) leaves tags alone.
-    type: dict
-  purge_tags:
-    description: Remove the tags not in O(tags).
-    type: bool
-    default: true
   state:
     description:
       - V(present) creates or updates; V(absent) disables the distribution, waits until CloudFront has deployed
@@ -63,6 +56,7 @@ extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
+  - amazon.aws.tags
 author:
   - Fastier platform team (@fastier)
 """
@@ -130,7 +124,7 @@ except ImportError:  # handled by AnsibleAWSModule
 
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import ansible_dict_to_boto3_tag_list, boto3_tag_list_to_ansible_dict
 from ansible_collections.fastier.platform.plugins.module_utils.aws_compare import is_subset, sync_tags
-from ansible_collections.fastier.platform.plugins.module_utils.base import Deadline, FastierAWSModule, WaitTimeout
+from ansible_collections.fastier.platform.plugins.module_utils.base import TAG_OPTIONS, Deadline, FastierAWSModule, WaitTimeout
 
 
 def merged(current, wanted):
@@ -239,8 +233,7 @@ def main():
             comment=dict(type="str", required=True),
             config=dict(type="dict"),
             caller_reference=dict(type="str"),
-            tags=dict(type="dict"),
-            purge_tags=dict(type="bool", default=True),
+            **TAG_OPTIONS,
             state=dict(type="str", choices=["present", "absent"], default="present"),
             wait=dict(type="bool", default=False),
             wait_timeout=dict(type="int", default=1800),

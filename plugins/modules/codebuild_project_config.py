@@ -32,13 +32,6 @@ options:
       - The project's C(CreateProject) parameters except C(name) and C(tags) (C(source), C(artifacts),
         C(environment), C(serviceRole), C(logsConfig), C(encryptionKey), ...). Required with O(state=present).
     type: dict
-  tags:
-    description: Tags of the project; with O(purge_tags) the others are removed. V(null) leaves tags alone.
-    type: dict
-  purge_tags:
-    description: Remove the tags not in O(tags).
-    type: bool
-    default: true
   state:
     description: Whether the project exists.
     type: str
@@ -48,6 +41,7 @@ extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
+  - amazon.aws.tags
 author:
   - Fastier platform team (@fastier)
 """
@@ -92,7 +86,7 @@ except ImportError:  # handled by AnsibleAWSModule
 
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import ansible_dict_to_boto3_tag_list, boto3_tag_list_to_ansible_dict
 from ansible_collections.fastier.platform.plugins.module_utils.aws_compare import call_when_iam_ready, is_subset
-from ansible_collections.fastier.platform.plugins.module_utils.base import FastierAWSModule
+from ansible_collections.fastier.platform.plugins.module_utils.base import TAG_OPTIONS, FastierAWSModule
 
 IAM_NOT_READY = ("not authorized to perform: sts:AssumeRole", "Service role", "cannot be assumed")
 
@@ -110,8 +104,7 @@ def main():
         argument_spec=dict(
             name=dict(type="str", required=True),
             config=dict(type="dict"),
-            tags=dict(type="dict"),
-            purge_tags=dict(type="bool", default=True),
+            **TAG_OPTIONS,
             state=dict(type="str", choices=["present", "absent"], default="present"),
         ),
         required_if=[("state", "present", ["config"])],

@@ -38,13 +38,6 @@ options:
     description: The C(stages), each with its C(name) and C(actions), as in the CodePipeline API. Required with O(state=present).
     type: list
     elements: dict
-  tags:
-    description: Tags of the pipeline; with O(purge_tags) the others are removed. V(null) leaves tags alone.
-    type: dict
-  purge_tags:
-    description: Remove the tags not in O(tags).
-    type: bool
-    default: true
   state:
     description: Whether the pipeline exists.
     type: str
@@ -54,6 +47,7 @@ extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
+  - amazon.aws.tags
 author:
   - Fastier platform team (@fastier)
 """
@@ -112,7 +106,7 @@ except ImportError:  # handled by AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import ansible_dict_to_boto3_tag_list, boto3_tag_list_to_ansible_dict
 from ansible_collections.fastier.platform.plugins.module_utils.aws_compare import call_when_iam_ready, is_subset, sync_tags
-from ansible_collections.fastier.platform.plugins.module_utils.base import FastierAWSModule
+from ansible_collections.fastier.platform.plugins.module_utils.base import TAG_OPTIONS, FastierAWSModule
 
 IAM_NOT_READY = ("not authorized to perform AssumeRole", "not authorized to perform: sts:AssumeRole")
 
@@ -144,8 +138,7 @@ def main():
             role_arn=dict(type="str"),
             artifact_store=dict(type="dict"),
             stages=dict(type="list", elements="dict"),
-            tags=dict(type="dict"),
-            purge_tags=dict(type="bool", default=True),
+            **TAG_OPTIONS,
             state=dict(type="str", choices=["present", "absent"], default="present"),
         ),
         required_if=[("state", "present", ["role_arn", "artifact_store", "stages"])],

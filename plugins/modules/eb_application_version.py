@@ -205,6 +205,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto
 
 from ansible_collections.fastier.platform.plugins.module_utils.base import Deadline
 from ansible_collections.fastier.platform.plugins.module_utils.base import FastierAWSModule
+from ansible_collections.fastier.platform.plugins.module_utils.base import TAG_OPTIONS
 from ansible_collections.fastier.platform.plugins.module_utils.base import WaitTimeout
 from ansible_collections.fastier.platform.plugins.module_utils.elasticbeanstalk import VERSION_PENDING_STATUSES
 from ansible_collections.fastier.platform.plugins.module_utils.elasticbeanstalk import VersionFailed
@@ -488,8 +489,7 @@ def main():
         process=dict(type="bool", default=True),
         wait_timeout=dict(type="int", default=600),
         delete_source_bundle=dict(type="bool", default=False),
-        tags=dict(type="dict", aliases=["resource_tags"]),
-        purge_tags=dict(type="bool", default=True),
+        **TAG_OPTIONS,
     )
     module = FastierAWSModule(
         argument_spec=argument_spec,

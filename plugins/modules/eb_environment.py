@@ -287,6 +287,7 @@ except ImportError:
 
 from ansible_collections.fastier.platform.plugins.module_utils.base import Deadline
 from ansible_collections.fastier.platform.plugins.module_utils.base import FastierAWSModule
+from ansible_collections.fastier.platform.plugins.module_utils.base import TAG_OPTIONS
 from ansible_collections.fastier.platform.plugins.module_utils.base import WaitTimeout
 from ansible_collections.fastier.platform.plugins.module_utils.elasticbeanstalk import BUSY_STATUSES
 from ansible_collections.fastier.platform.plugins.module_utils.elasticbeanstalk import ENV_PROPERTIES_NAMESPACE
@@ -817,8 +818,7 @@ def main():
         wait=dict(type="bool", default=True),
         wait_timeout=dict(type="int", default=1200),
         wait_for_health=dict(type="list", elements="str", default=["Green"], choices=list(HEALTH_COLORS + HEALTH_STATUSES)),
-        tags=dict(type="dict", aliases=["resource_tags"]),
-        purge_tags=dict(type="bool", default=True),
+        **TAG_OPTIONS,
     )
     module = FastierAWSModule(
         argument_spec=argument_spec,
