@@ -58,12 +58,7 @@ postgres:
 # Build the collection artifact and install it where ansible.cfg looks, the
 # way a user installs it (no Galaxy: dependencies come with `ansible`).
 $(COLLECTION_DIR)/MANIFEST.json: $(BIN)/.stamp $(COLLECTION_SRC)
-	@mkdir -p build
-	@$(BIN)/ansible-galaxy collection build --force --output-path build . >/dev/null
-	@rm -rf $(COLLECTIONS).new && ANSIBLE_COLLECTIONS_PATH=$(COLLECTIONS).new $(BIN)/ansible-galaxy collection install --offline --force --no-deps -p $(COLLECTIONS).new $(ARTIFACT) >/dev/null
-	@# swap in one step, so a playbook running meanwhile never sees half an install
-	@rm -rf $(COLLECTIONS).old; [ ! -d $(COLLECTIONS) ] || mv $(COLLECTIONS) $(COLLECTIONS).old; mv $(COLLECTIONS).new $(COLLECTIONS)
-	@echo "setup: fastier.platform $(VERSION) installed in $(COLLECTIONS)"
+	@BIN=$(BIN) COLLECTIONS=$(COLLECTIONS) tools/install-collection.sh $(ARTIFACT)
 
 .PHONY: collection
 collection: $(COLLECTION_DIR)/MANIFEST.json
