@@ -112,9 +112,11 @@ options:
         verification, hand-over."
       - C(rollback) lifts a fence left by a crashed run, removes the subscription, slot and publication, and leaves the
         target database as it is (drop and recreate it before a new attempt).
+      - C(status) only reads where the migration stands from its record on the source (C(state), C(method), C(started),
+        C(finished), replication lag); it changes nothing and does not contact the target.
     type: str
     default: all
-    choices: [all, copy, sync, cutover, rollback]
+    choices: [all, copy, sync, cutover, rollback, status]
   migration_id:
     description:
       - Names the migration's replication objects (C(fastier_cutover_<id>), lower-cased, other characters become C(_)).
@@ -317,10 +319,28 @@ migration_id:
   type: str
   sample: fastier
 state:
-  description: The migration's state after this call - C(copied), C(syncing), C(done), or null when nothing is left (rollback).
+  description:
+    - The migration's state after this call - C(copied), C(syncing), C(done), or null when nothing is left (rollback).
+    - With I(phase=status) also C(starting), C(copying) (a copy that stopped) or C(fenced) (a run killed while fenced), and null
+      when no migration of that id was ever started on the source.
   returned: always
   type: str
   sample: done
+started:
+  description: When the migration started (UTC), from its record on the source.
+  returned: with I(phase=status)
+  type: str
+  sample: "2025-01-01T12:00:00.000000Z"
+finished:
+  description: When the hand-over finished (UTC), null until then.
+  returned: with I(phase=status)
+  type: str
+  sample: "2025-01-01T12:05:00.000000Z"
+recorded_target:
+  description: The target the migration replicates to, as recorded on the source (C(host:port/dbname)).
+  returned: with I(phase=status)
+  type: str
+  sample: fastier-production.abc.eu-west-1.rds.amazonaws.com:5432/fastier
 phases:
   description: Each phase run, with its start (UTC) and duration.
   returned: always
@@ -383,8 +403,10 @@ copy:
   type: dict
   sample: {"tables": 12, "tasks": 18, "bytes": 1073741824, "seconds": 20.5, "mb_per_s": 52.4, "format": "binary", "jobs": 4}
 replication:
-  description: Publication, slot, subscription and lag, after C(copy) and C(sync) (and in a failure that left replication running).
-  returned: when replication is left running
+  description:
+    - Publication, slot, subscription and lag, after C(copy) and C(sync) (and in a failure that left replication running).
+    - With I(phase=status) the subscription is null (the target is not contacted).
+  returned: when replication is left running, and by I(phase=status) while it runs
   type: dict
   sample: {"publication": "fastier_cutover_fastier", "slot": "fastier_cutover_fastier", "subscription": "fastier_cutover_fastier", "lag_bytes": 1024}
 rehearsal:
@@ -444,7 +466,7 @@ def argument_spec():
         source=dict(type="dict", required=True, options=endpoint_spec()),
         target=dict(type="dict", required=True, options=endpoint_spec()),
         method=dict(type="str", choices=["logical", "dump_restore"]),
-        phase=dict(type="str", default="all", choices=["all", "copy", "sync", "cutover", "rollback"]),
+        phase=dict(type="str", default="all", choices=["all", "copy", "sync", "cutover", "rollback", "status"]),
         migration_id=dict(type="str"),
         jobs=dict(type="int", default=4),
         max_lag_bytes=dict(type="int", default=16777216),

@@ -322,6 +322,8 @@ def test_verification_mismatch_aborts_and_restores_writes(servers: dict[str, Clu
 
 def test_copy_then_sync_then_rollback(servers: dict[str, Cluster]) -> None:
     mig = Migration(servers, "phases", rows=2_000)
+    before = mig.run(phase="status")
+    assert before["state"] is None and before["changed"] is False
     copied = mig.run(phase="copy")
     assert copied["state"] == "copied" and copied["replication"]["subscription"] is None
     assert mig.replication_objects()["slots"] == ["fastier_cutover_src_phases"]
@@ -333,10 +335,15 @@ def test_copy_then_sync_then_rollback(servers: dict[str, Cluster]) -> None:
         assert dst.execute("SELECT count(*) FROM shop.invoices WHERE order_id = 42").fetchone()[0] == 1  # streamed
     again = mig.run(phase="sync")
     assert again["changed"] is False
+    # status reads the record on the source only: the target may be unreachable.
+    status = Cutover({**mig.params(phase="status"), "target": {**mig.endpoint("target"), "port": 9}}).run()
+    assert status["state"] == "syncing" and status["method"] == "logical" and status["changed"] is False
+    assert status["replication"]["slot"] == "fastier_cutover_src_phases" and status["replication"]["lag_bytes"] is not None
     rolled = mig.run(phase="rollback")
     assert rolled["changed"] is True and rolled["state"] is None
     assert mig.replication_objects() == {"publications": [], "slots": [], "subscriptions": []}
     assert mig.run(phase="rollback")["changed"] is False
+    assert mig.run(phase="status")["state"] is None
     assert mig.source_accepts_writes()
 
 

@@ -281,6 +281,8 @@ class Cutover:
     def run(self):
         self.passfile = Passfile([self.source, self.target])
         try:
+            if self.params["phase"] == "status":
+                return self.status()
             self.src = self._connect(self.source)
             self.tgt = self._connect(self.target)
             self.source_major = server_major(self.src)
@@ -303,6 +305,20 @@ class Cutover:
                         conn.close()
             if self.passfile is not None:
                 self.passfile.close()
+
+    def status(self):
+        """Read-only: where the migration stands, from its record on the source (the target is not contacted)."""
+        self.src = self._connect(self.source)
+        self.state = replication.read_state(self.src, self.name)
+        state = self.state or {}
+        self.method = state.get("method")
+        self.log("migration {0}: {1}".format(self.migration_id, state.get("state") or "not started (no record on the source)"))
+        return self._final(
+            replication=self._replication_status() if state.get("state") in ("copied", "syncing", "fenced") else None,
+            started=state.get("started"),
+            finished=state.get("finished"),
+            recorded_target=state.get("target"),
+        )
 
     # -- facts and preflight ---------------------------------------------------------------------
     def gather(self):
@@ -638,7 +654,8 @@ class Cutover:
         return {
             "publication": self.name,
             "slot": self.name,
-            "subscription": self.name if replication.subscription_exists(self.tgt, self.name) else None,
+            # None when the target was not contacted (phase status) or has no subscription.
+            "subscription": self.name if self.tgt is not None and replication.subscription_exists(self.tgt, self.name) else None,
             "lag_bytes": status.get("lag_bytes"),
             "confirmed_flush_lsn": status.get("confirmed_flush_lsn"),
         }

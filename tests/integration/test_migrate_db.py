@@ -1,0 +1,195 @@
+"""playbooks/migrate.yml moves a live database into the database role's RDS instance.
+
+The network and database tiers of ``playbooks/site.yml`` are converged for a
+unique ``platform_env``; the legacy server is a PostgreSQL cluster of this test
+(``wal_level=logical``) with the cut-over data set, given to the inventory's
+``legacy`` host as ``legacy_db``. A writer keeps committing on it while the
+phases run one by one, the way a user runs them (tags). What is checked is what
+a user cares about, by independent queries and boto3 reads:
+
+* a cut-over before the replication is refused and changes nothing; a
+  rehearsal (``--check``) changes nothing on either server or in AWS;
+* ``replicate`` opens the RDS security group to the legacy server (in to the
+  database port, out to the source port, described as temporary) and leaves
+  replication running; a network converge meanwhile keeps those rules;
+* ``cutover`` fences writes for a measured time, and afterwards every write
+  the writer committed on the legacy database is on RDS and no sequence is
+  behind; no password reaches the output or the report;
+* the whole playbook again closes the temporary rules (decommission), then a
+  re-run changes nothing; a rollback after the cut-over is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from local_aws.postgres import Cluster, free_port
+from tests.integration import pgdata
+from tests.playbooks import ROOT, PlaybookRun, ensure_collection, run_playbook
+
+SITE = ROOT / "playbooks/site.yml"
+MIGRATE = ROOT / "playbooks/migrate.yml"
+TEMPORARY = "TEMPORARY migration source (playbooks/migrate.yml)"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _collection() -> None:
+    ensure_collection()
+
+
+@dataclass
+class Migration:
+    stack: Any
+    legacy: Cluster
+    extra: dict[str, Any]
+    report_dir: Path
+
+    @property
+    def prefix(self) -> str:
+        return f"fastier-{self.extra['platform_env']}"
+
+    def migrate(self, tags: list[str] | None = None, check: bool = False) -> PlaybookRun:
+        return run_playbook(self.stack.env(), MIGRATE, self.extra, tags=tags, check=check)
+
+    def db_group(self) -> dict[str, Any]:
+        ec2 = self.stack.client("ec2")
+        [group] = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": [f"{self.prefix}-db"]}])["SecurityGroups"]
+        return group
+
+    def temporary_rules(self) -> dict[str, list[tuple[str, int]]]:
+        group = self.db_group()
+        return {
+            direction: sorted(
+                (r["CidrIp"], perm["FromPort"]) for perm in group[key] for r in perm.get("IpRanges", []) if r.get("Description") == TEMPORARY
+            )
+            for direction, key in (("in", "IpPermissions"), ("out", "IpPermissionsEgress"))
+        }
+
+    def target(self) -> psycopg.Connection:
+        rds, sm = self.stack.client("rds"), self.stack.client("secretsmanager")
+        [db] = rds.describe_db_instances(DBInstanceIdentifier=f"{self.prefix}-db")["DBInstances"]
+        secret = json.loads(sm.get_secret_value(SecretId=f"{self.prefix}/database/master")["SecretString"])
+        return psycopg.connect(
+            host=db["Endpoint"]["Address"],
+            port=db["Endpoint"]["Port"],
+            dbname=db["DBName"],
+            user=secret["username"],
+            password=secret["password"],
+            autocommit=True,
+        )
+
+    def secrets(self) -> list[str]:
+        sm = self.stack.client("secretsmanager")
+        return [self.legacy.superuser_password, json.loads(sm.get_secret_value(SecretId=f"{self.prefix}/database/master")["SecretString"])["password"]]
+
+
+@pytest.fixture(scope="module")
+def migration(stack) -> Iterator[Migration]:
+    root = Path(tempfile.mkdtemp(prefix="migrate-legacy-"))
+    root.chmod(0o755)
+    legacy = Cluster("legacy", root, free_port(), logical=True)
+    legacy.start()
+    env = f"mg{uuid.uuid4().hex[:6]}"
+    port = free_port()
+    info = legacy.conninfo("fastier")
+    extra = {
+        "platform_env": env,
+        "network_db_port": port,
+        "database_port": port,
+        # Extra vars win over the inventory's legacy host: this test's cluster.
+        "legacy_db": {"host": info["host"], "port": info["port"], "dbname": "fastier", "user": "postgres", "password": info["password"], "sslmode": "disable"},
+        "migrate_report_dir": str(root / "reports"),
+        "db_cutover_sync_timeout_s": 120,
+    }
+    try:
+        with legacy.connect() as conn:
+            conn.execute("CREATE DATABASE fastier")
+        with psycopg.connect(**info, autocommit=True) as conn:
+            pgdata.build(conn, rows=3_000)
+        current = Migration(stack, legacy, extra, root / "reports")
+        converge = run_playbook(stack.env(), SITE, extra, tags=["network", "database"])
+        assert converge.rc == 0, converge.explain()
+        yield current
+    finally:
+        rds = stack.client("rds")
+        identifier = f"fastier-{env}-db"
+        if rds.describe_db_instances(Filters=[{"Name": "db-instance-id", "Values": [identifier]}])["DBInstances"]:
+            rds.modify_db_instance(DBInstanceIdentifier=identifier, DeletionProtection=False, ApplyImmediately=True)
+            rds.delete_db_instance(DBInstanceIdentifier=identifier, SkipFinalSnapshot=True)
+        legacy.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_phases_move_every_committed_write_and_close_the_access_again(migration: Migration) -> None:
+    m = migration
+    # The cut-over continues a replication: before one runs it is refused, and nothing changes.
+    early = m.migrate(["cutover"])
+    assert early.rc != 0 and "Run the replicate phase first" in early.explain(), early.explain()
+    assert m.temporary_rules() == {"in": [], "out": []}
+
+    # A rehearsal of every phase changes nothing anywhere.
+    rehearsal = m.migrate(check=True)
+    assert rehearsal.rc == 0, rehearsal.explain()
+    assert m.temporary_rules() == {"in": [], "out": []}
+    with m.legacy.connect("fastier") as src, m.target() as dst:
+        assert src.execute("SELECT count(*) FROM pg_publication").fetchone()[0] == 0
+        assert dst.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'shop'").fetchone()[0] == 0
+
+    writer = pgdata.Writer(m.legacy.conninfo("fastier")).start()
+    try:
+        writer.wait_for(20)
+        replicate = m.migrate(["replicate"])
+        assert replicate.rc == 0, replicate.explain()
+        assert replicate.outputs("db_cutover_outputs")["state"] == "syncing"
+        # In to the RDS port from the legacy server, out to the legacy port for the subscription.
+        assert m.temporary_rules() == {"in": [("127.0.0.1/32", m.extra["database_port"])], "out": [("127.0.0.1/32", m.legacy.port)]}
+
+        # A converge of the network mid-migration keeps them (and changes nothing).
+        network = run_playbook(m.stack.env(), SITE, m.extra, tags=["network"])
+        assert network.rc == 0 and network.changed == 0, network.changed_tasks()
+        assert len(m.temporary_rules()["in"]) == 1
+
+        writer.wait_for(writer.committed + 50)
+        cutover = m.migrate(["cutover"])
+    finally:
+        writer.stop()
+    assert cutover.rc == 0, cutover.explain()
+    outputs = cutover.outputs("db_cutover_outputs")
+    assert outputs["state"] == "done" and 0 < float(outputs["write_downtime_s"]) < 30
+    assert int(outputs["tables_verified"]) == int(outputs["tables"]) > 0
+
+    # Independent of the module's own verification: every committed write is on RDS.
+    with m.legacy.connect("fastier") as src, m.target() as dst:
+        assert writer.committed > 50, writer.errors[-3:]
+        assert pgdata.missing_writes(dst, writer) == []
+        assert pgdata.sequences_behind(src, dst) == []
+        assert pgdata.table_counts(src) == pgdata.table_counts(dst)
+
+    report = (m.report_dir / "fastier-cutover.json").read_text()
+    assert json.loads(report)["state"] == "done"
+    for secret in m.secrets():
+        for text in (report, replicate.stdout, cutover.stdout):
+            assert secret not in text
+
+    # Every phase again: decommission closes the temporary rules; nothing else changes.
+    everything = m.migrate()
+    assert everything.rc == 0, everything.explain()
+    closed = "Security group of the database - only the app servers (and temporary migration sources), no other egress"
+    assert everything.changed_tasks(without_role=True) == [closed]
+    assert m.temporary_rules() == {"in": [], "out": []}
+    again = m.migrate()
+    assert again.rc == 0 and again.changed == 0, again.changed_tasks()
+
+    # After the hand-over RDS is the database of record: a rollback is refused.
+    rollback = m.migrate(["rollback"])
+    assert rollback.rc != 0 and "the target is the database of record" in rollback.explain()
