@@ -46,6 +46,18 @@ class LocalStack:
             config=Config(retries={"max_attempts": retries + 1, "mode": "standard"}),
         )
 
+    def drop_db_instance(self, identifier: str) -> None:
+        """Delete a DB instance a test converged (deletion protection off, no final snapshot), stopping its server.
+
+        Cheaper than playbooks/teardown.yml (which molecule's default scenario tests) when a test only
+        needs its PostgreSQL server gone; the rest of the stack's state goes with the stack.
+        """
+        rds = self.client("rds")
+        if not rds.describe_db_instances(Filters=[{"Name": "db-instance-id", "Values": [identifier]}])["DBInstances"]:
+            return
+        rds.modify_db_instance(DBInstanceIdentifier=identifier, DeletionProtection=False, ApplyImmediately=True)
+        rds.delete_db_instance(DBInstanceIdentifier=identifier, SkipFinalSnapshot=True)
+
     def cluster(self, name: str) -> Cluster:
         return clusters_for(self.settings.pg_dir, self.settings.legacy_pg_port)[name]
 

@@ -69,9 +69,7 @@ class Migration:
     def temporary_rules(self) -> dict[str, list[tuple[str, int]]]:
         group = self.db_group()
         return {
-            direction: sorted(
-                (r["CidrIp"], perm["FromPort"]) for perm in group[key] for r in perm.get("IpRanges", []) if r.get("Description") == TEMPORARY
-            )
+            direction: sorted((r["CidrIp"], perm["FromPort"]) for perm in group[key] for r in perm.get("IpRanges", []) if r.get("Description") == TEMPORARY)
             for direction, key in (("in", "IpPermissions"), ("out", "IpPermissionsEgress"))
         }
 
@@ -121,11 +119,7 @@ def migration(stack) -> Iterator[Migration]:
         assert converge.rc == 0, converge.explain()
         yield current
     finally:
-        rds = stack.client("rds")
-        identifier = f"fastier-{env}-db"
-        if rds.describe_db_instances(Filters=[{"Name": "db-instance-id", "Values": [identifier]}])["DBInstances"]:
-            rds.modify_db_instance(DBInstanceIdentifier=identifier, DeletionProtection=False, ApplyImmediately=True)
-            rds.delete_db_instance(DBInstanceIdentifier=identifier, SkipFinalSnapshot=True)
+        stack.drop_db_instance(f"fastier-{env}-db")
         legacy.stop()
         shutil.rmtree(root, ignore_errors=True)
 
