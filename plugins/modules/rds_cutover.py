@@ -183,6 +183,21 @@ options:
         type: list
         elements: str
         default: []
+  handover:
+    description:
+      - What points the application at the target, run right after the hand-over so that the measured I(write_downtime_s) ends
+        when the application can write again (e.g. an environment file switched to the target, then a graceful reload of the
+        application server).
+    type: dict
+    suboptions:
+      commands:
+        description:
+          - Programs run where the module runs, in order, split like a shell would, without a shell.
+          - The hand-over is final when they run, so a failing command does not lift the fence - the module fails saying so (the
+            source stays read-only; do by hand what the command should have done), and a re-run reports the migration done.
+        type: list
+        elements: str
+        default: []
   verify:
     description:
       - C(checksums) compares row counts and an order-independent checksum of every table (a 64-bit hash per row, summed);
@@ -349,7 +364,9 @@ phases:
   sample: [{"name": "copy", "start": "2025-01-01T12:00:00.000000Z", "seconds": 41.2},
            {"name": "catchup", "start": "2025-01-01T12:01:30.100000Z", "seconds": 0.41}]
 write_downtime_s:
-  description: Seconds from the fence on to the hand-over (or to the fence lifted, on failure). Null when no fence ran.
+  description:
+    - Seconds from the fence on to the hand-over, or to the end of I(handover) commands when given (or to the fence lifted, on
+      failure). Null when no fence ran.
   returned: always
   type: float
   sample: 1.42
@@ -485,6 +502,12 @@ def argument_spec():
             type="dict",
             options=dict(
                 sql=dict(type="list", elements="str", default=[]),
+                commands=dict(type="list", elements="str", default=[]),
+            ),
+        ),
+        handover=dict(
+            type="dict",
+            options=dict(
                 commands=dict(type="list", elements="str", default=[]),
             ),
         ),

@@ -347,6 +347,27 @@ def test_copy_then_sync_then_rollback(servers: dict[str, Cluster]) -> None:
     assert mig.source_accepts_writes()
 
 
+def test_handover_commands_repoint_inside_the_downtime_and_a_failure_never_unfences(servers: dict[str, Cluster], tmp_path: Path) -> None:
+    marker = tmp_path / "repointed"
+    mig = Migration(servers, "repoint", rows=500)
+    done = mig.run(handover={"commands": [f"touch {marker}"]})
+    assert marker.exists() and done["state"] == "done"
+    assert [p["name"] for p in done["phases"]][-2:] == ["handover", "repoint"]
+    # write_downtime_s runs to the end of the commands: it covers the fence and every phase after it.
+    fenced = sum(p["seconds"] for p in done["phases"][[p["name"] for p in done["phases"]].index("fence") :])
+    assert done["write_downtime_s"] >= fenced - 0.01
+
+    broken = Migration(servers, "repoint_fails", rows=500)
+    failure = broken.fail(handover={"commands": ["false"]})
+    assert failure.phase == "repoint" and "database of record" in str(failure)
+    assert failure.result["state"] == "done" and failure.result["write_downtime_s"] > 0
+    # The hand-over stands: the source stays read-only, nothing was unfenced; a re-run is ok.
+    with broken.connect("source") as src, pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+        src.execute("INSERT INTO audit.log_lines (line) VALUES ('after the hand-over')")
+    again = broken.run(handover={"commands": ["false"]})
+    assert again["state"] == "done" and again["changed"] is False
+
+
 def test_verify_at_a_paused_point_keeps_checksums_out_of_the_fence(servers: dict[str, Cluster]) -> None:
     mig = Migration(servers, "pause", rows=5_000)
     writer = pgdata.Writer(mig.conninfo("source")).start()

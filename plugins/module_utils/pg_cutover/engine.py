@@ -45,7 +45,7 @@ from ..common import Deadline, WaitTimeout
 from . import catalog, preflight, replication, tools
 from .conn import STABLE_SESSION, Endpoint, Passfile, lsn_to_int, psycopg, scrub, server_major, sql
 from .copy import Copier, CopyError, plan, sample_rate
-from .fence import Fence, FenceError, subprocess_run_command
+from .fence import Fence, FenceError, run_commands, subprocess_run_command
 from .tools import ToolError
 from .verify import Verifier, row_hash_expression
 
@@ -57,6 +57,7 @@ DEFAULTS = {
     "fence_timeout_s": 60,
     "fence": None,
     "unfence": None,
+    "handover": None,
     "verify": "checksums",
     "verify_point": "fence",
     "phase": "all",
@@ -804,13 +805,8 @@ class Cutover:
             self.fenced_work(deadline)
             with self.phase("handover"):
                 removed = self.teardown(tombstone=True)
-                downtime = round(time.monotonic() - self.fence_started, 3)
-                self.result["write_downtime_s"] = downtime
-                self.log(
-                    "handover: replication removed ({0}); the target is the database of record, the source stays read-only. Write downtime {1:.3f}s".format(
-                        ", ".join(removed), downtime
-                    )
-                )
+                self.log("handover: replication removed ({0}); the target is the database of record, the source stays read-only".format(", ".join(removed)))
+            self.repoint()
             return self._finish()
         except CutoverFailed:
             raise
@@ -1036,6 +1032,30 @@ class Cutover:
             "drop and recreate the target database {2} before the next attempt.".format(fence_state, ", ".join(removed) or "none left", self.target.label()),
         )
 
+    def repoint(self):
+        """After the hand-over: ``handover.commands`` point the application at the target, inside the measured write downtime.
+
+        The hand-over is final by now (the source read-only, the target the database of record), so a failing command
+        never lifts the fence: the module fails with what to do by hand, and a re-run reports the migration done.
+        """
+        commands = (self.params.get("handover") or {}).get("commands") or []
+        if commands:
+            with self.phase("repoint"):
+                try:
+                    run_commands(commands, self.run_command, "handover")
+                except Exception as err:  # pylint: disable=broad-except  # a missing program is an OSError
+                    self.result["write_downtime_s"] = round(time.monotonic() - self.fence_started, 3)
+                    raise self._fail(
+                        scrub(first_line(err), self.secrets),
+                        "The hand-over is done: the target is the database of record and the source is read-only, so writes fail "
+                        "until the application uses the target. Do by hand what the handover command should have done; a re-run "
+                        "reports the migration done.",
+                    ) from err
+                self.log("repoint: {0} handover command(s) run: the application now writes to the target".format(len(commands)))
+        downtime = round(time.monotonic() - self.fence_started, 3)
+        self.result["write_downtime_s"] = downtime
+        self.log("write downtime {0:.3f}s (fence on to {1})".format(downtime, "the application repointed" if commands else "hand-over"))
+
     def _finish(self):
         summary = {
             "write_downtime_s": self.result["write_downtime_s"],
@@ -1217,9 +1237,8 @@ class Cutover:
                     "finished": iso(utcnow()),
                 }
                 replication.tombstone(self.src, self.name, self.state)
-                downtime = round(time.monotonic() - self.fence_started, 3)
-                self.result["write_downtime_s"] = downtime
-                self.log("handover: the target is the database of record, the source stays read-only. Write downtime {0:.3f}s".format(downtime))
+                self.log("handover: the target is the database of record, the source stays read-only")
+            self.repoint()
             return self._finish()
         except CutoverFailed:
             raise
