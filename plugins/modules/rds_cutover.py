@@ -114,9 +114,24 @@ options:
         target database as it is (drop and recreate it before a new attempt).
       - C(status) only reads where the migration stands from its record on the source (C(state), C(method), C(started),
         C(finished), replication lag); it changes nothing and does not contact the target.
+      - "C(fallback), after a hand-over made with I(fallback=true): back to the source without losing the target's writes - the
+        target fenced, the source caught up through the fallback replication, sequences and large objects copied back, every
+        table verified, the source made writable again and I(handover) commands run (they must now point the application at
+        the source); the target stays read-only. State C(rolled_back)."
+      - C(release) removes the fallback replication (decommission); a fallback is impossible afterwards.
     type: str
     default: all
-    choices: [all, copy, sync, cutover, rollback, status]
+    choices: [all, copy, sync, cutover, rollback, status, fallback, release]
+  fallback:
+    description:
+      - At the hand-over (inside the fence, both sides equal), start replication back from the target to the source - a slot and
+        publication on the target, a subscription on the source, which stays read-only for the application - so that
+        I(phase=fallback) can return to the source later without losing a write made on the target, until I(phase=release).
+      - Needs the same PostgreSQL major on both sides, a superuser on the source (C(CREATE SUBSCRIPTION) before PostgreSQL 16),
+        C(rds.logical_replication=1) on an RDS target, and the source reaching the target. The slot on the target retains WAL
+        until I(phase=release) or I(phase=fallback): do not leave it for weeks.
+    type: bool
+    default: false
   migration_id:
     description:
       - Names the migration's replication objects (C(fastier_cutover_<id>), lower-cased, other characters become C(_)).
@@ -338,6 +353,7 @@ state:
     - The migration's state after this call - C(copied), C(syncing), C(done), or null when nothing is left (rollback).
     - With I(phase=status) also C(starting), C(copying) (a copy that stopped) or C(fenced) (a run killed while fenced), and null
       when no migration of that id was ever started on the source.
+    - C(rolled_back) after I(phase=fallback).
   returned: always
   type: str
   sample: done
@@ -483,7 +499,8 @@ def argument_spec():
         source=dict(type="dict", required=True, options=endpoint_spec()),
         target=dict(type="dict", required=True, options=endpoint_spec()),
         method=dict(type="str", choices=["logical", "dump_restore"]),
-        phase=dict(type="str", default="all", choices=["all", "copy", "sync", "cutover", "rollback", "status"]),
+        phase=dict(type="str", default="all", choices=["all", "copy", "sync", "cutover", "rollback", "status", "fallback", "release"]),
+        fallback=dict(type="bool", default=False),
         migration_id=dict(type="str"),
         jobs=dict(type="int", default=4),
         max_lag_bytes=dict(type="int", default=16777216),

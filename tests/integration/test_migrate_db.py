@@ -15,8 +15,12 @@ a user cares about, by independent queries and boto3 reads:
 * ``cutover`` fences writes for a measured time, and afterwards every write
   the writer committed on the legacy database is on RDS and no sequence is
   behind; no password reaches the output or the report;
-* the whole playbook again closes the temporary rules (decommission), then a
-  re-run changes nothing; a rollback after the cut-over is refused.
+* after the cut-over the application writes to RDS, and ``rollback`` brings
+  every one of those writes back to the legacy database (fallback
+  replication), makes it writable and RDS read-only, and closes the rules;
+* a new attempt with every phase in one run ends with the rules closed and
+  the fallback replication released (decommission), a re-run changes
+  nothing, and a rollback is then refused.
 """
 
 from __future__ import annotations
@@ -85,6 +89,17 @@ class Migration:
             password=secret["password"],
             autocommit=True,
         )
+
+    def target_conninfo(self) -> dict[str, Any]:
+        with self.target() as conn:
+            info = conn.info
+            return {"host": info.host, "port": info.port, "dbname": info.dbname, "user": info.user, "password": info.password}
+
+    def recreate_target_database(self) -> None:
+        info = self.target_conninfo()
+        with psycopg.connect(**{**info, "dbname": "postgres"}, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE "{info["dbname"]}"')
+            conn.execute(f'CREATE DATABASE "{info["dbname"]}" OWNER "{info["user"]}"')
 
     def secrets(self) -> list[str]:
         sm = self.stack.client("secretsmanager")
@@ -175,15 +190,38 @@ def test_phases_move_every_committed_write_and_close_the_access_again(migration:
         for text in (report, replicate.stdout, cutover.stdout):
             assert secret not in text
 
-    # Every phase again: decommission closes the temporary rules; nothing else changes.
+    # The application writes to RDS now; a rollback before decommission brings every one of those writes back.
+    app = pgdata.Writer(m.target_conninfo()).start()
+    try:
+        app.wait_for(40)
+        rollback = m.migrate(["rollback"])
+    finally:
+        app.stop()
+    assert rollback.rc == 0, rollback.explain()
+    assert rollback.outputs("db_cutover_outputs")["state"] == "rolled_back"
+    with m.legacy.connect("fastier") as src, m.target() as dst:
+        assert app.committed > 40, app.errors[-3:]
+        assert pgdata.missing_writes(src, app) == []
+        assert pgdata.sequences_behind(dst, src) == []
+        src.execute("INSERT INTO audit.log_lines (line) VALUES ('the legacy database is writable again')")
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            dst.execute("INSERT INTO audit.log_lines (line) VALUES ('RDS is the old primary now')")
+    assert m.temporary_rules() == {"in": [], "out": []}
+
+    # A new attempt, as docs/migration.md says: an empty RDS database, the old record dropped; every phase in one run.
+    m.recreate_target_database()
+    with m.legacy.connect("fastier") as src:
+        src.execute("DROP PUBLICATION fastier_cutover_fastier")
     everything = m.migrate()
     assert everything.rc == 0, everything.explain()
-    closed = "Security group of the database - only the app servers (and temporary migration sources), no other egress"
-    assert everything.changed_tasks(without_role=True) == [closed]
-    assert m.temporary_rules() == {"in": [], "out": []}
+    assert everything.outputs("db_cutover_outputs")["state"] == "done"
+    assert m.temporary_rules() == {"in": [], "out": []}  # decommission closed them again
+    with m.legacy.connect("fastier") as src, m.target() as dst:
+        assert pgdata.table_counts(src) == pgdata.table_counts(dst)
+        assert dst.execute("SELECT count(*) FROM pg_replication_slots").fetchone()[0] == 0  # the fallback slot released
     again = m.migrate()
     assert again.rc == 0 and again.changed == 0, again.changed_tasks()
 
-    # After the hand-over RDS is the database of record: a rollback is refused.
-    rollback = m.migrate(["rollback"])
-    assert rollback.rc != 0 and "the target is the database of record" in rollback.explain()
+    # After decommission RDS is the database of record for good: a rollback is refused.
+    refused = m.migrate(["rollback"])
+    assert refused.rc != 0 and "no fallback replication" in refused.explain()

@@ -36,7 +36,7 @@ def servers() -> Iterator[dict[str, Cluster]]:
     root.chmod(0o755)  # the postgres OS user must reach the data dirs
     pair = {
         "source": Cluster("source", root, free_port(), logical=True),
-        "target": Cluster("target", root, free_port()),
+        "target": Cluster("target", root, free_port(), logical=True),
     }
     try:
         for cluster in pair.values():
@@ -366,6 +366,52 @@ def test_handover_commands_repoint_inside_the_downtime_and_a_failure_never_unfen
         src.execute("INSERT INTO audit.log_lines (line) VALUES ('after the hand-over')")
     again = broken.run(handover={"commands": ["false"]})
     assert again["state"] == "done" and again["changed"] is False
+
+
+def test_fallback_after_the_handover_returns_every_target_write_to_the_source(servers: dict[str, Cluster]) -> None:
+    mig = Migration(servers, "fallback", rows=1_000)
+    done = mig.run(fallback=True)
+    assert done["state"] == "done" and "start_fallback" in [p["name"] for p in done["phases"]]
+    assert mig.run(phase="status")["fallback_running"] is True
+    # The application now writes to the target; the source stays read-only for it but receives every change.
+    writer = pgdata.Writer(mig.conninfo("target")).start()
+    try:
+        writer.wait_for(40)
+        with mig.connect("source") as src, pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            src.execute("INSERT INTO audit.log_lines (line) VALUES ('the app writes to the target now')")
+        back = mig.run(phase="fallback", handover={"commands": ["true"]})
+    finally:
+        writer.stop()
+    assert back["state"] == "rolled_back" and back["changed"] is True and back["write_downtime_s"] > 0
+    assert all(t["verified"] for t in back["tables"])
+    # Independent checks: every write committed on the target is on the source, no sequence of the source is behind.
+    with mig.connect("source") as src, mig.connect("target") as dst:
+        assert writer.committed > 40, writer.errors[-3:]
+        assert pgdata.missing_writes(src, writer) == []
+        assert pgdata.sequences_behind(dst, src) == []
+        assert pgdata.table_counts(src) == pgdata.table_counts(dst)
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):  # the target is the old primary now
+            dst.execute("INSERT INTO audit.log_lines (line) VALUES ('late')")
+    assert mig.source_accepts_writes()
+    objects = mig.replication_objects()
+    assert objects["slots"] == [] and objects["subscriptions"] == []
+    assert mig.run(phase="fallback")["changed"] is False
+    assert mig.run(phase="rollback")["changed"] is False
+    assert "rolled back" in str(mig.fail())  # a new attempt needs a fresh target
+
+
+def test_release_ends_the_fallback_replication(servers: dict[str, Cluster]) -> None:
+    mig = Migration(servers, "release", rows=300)
+    mig.run(fallback=True)
+    with mig.connect("target") as dst:
+        assert dst.execute("SELECT count(*) FROM pg_replication_slots").fetchone()[0] == 1
+    released = mig.run(phase="release")
+    assert released["changed"] is True and released["state"] == "done"
+    with mig.connect("source") as src, mig.connect("target") as dst:
+        assert dst.execute("SELECT count(*) FROM pg_replication_slots").fetchone()[0] == 0
+        assert src.execute("SELECT count(*) FROM pg_subscription").fetchone()[0] == 0
+    assert mig.run(phase="release")["changed"] is False
+    assert "no fallback replication" in str(mig.fail(phase="fallback"))
 
 
 def test_verify_at_a_paused_point_keeps_checksums_out_of_the_fence(servers: dict[str, Cluster]) -> None:

@@ -58,6 +58,7 @@ DEFAULTS = {
     "fence": None,
     "unfence": None,
     "handover": None,
+    "fallback": False,
     "verify": "checksums",
     "verify_point": "fence",
     "phase": "all",
@@ -292,6 +293,8 @@ class Cutover:
             before = (self.state or {}).get("state")
             if self.params["phase"] == "rollback":
                 result = self.rollback()
+            elif self.params["phase"] in ("fallback", "release"):
+                result = self.fallback() if self.params["phase"] == "fallback" else self.release()
             elif self.check_mode:
                 result = self.rehearse()
             else:
@@ -319,6 +322,7 @@ class Cutover:
             started=state.get("started"),
             finished=state.get("finished"),
             recorded_target=state.get("target"),
+            fallback_running=bool(state.get("fallback")),
         )
 
     # -- facts and preflight ---------------------------------------------------------------------
@@ -439,6 +443,12 @@ class Cutover:
             self.method = state.get("method", "logical")
             self.log("migration {0} finished at {1}: nothing to do".format(self.migration_id, state.get("finished")))
             return self._final(**state.get("summary", {}))
+        if state is not None and state.get("state") == "rolled_back":
+            raise self._fail(
+                "migration {0!r} was handed over and then rolled back to the source at {1}".format(self.migration_id, state.get("rolled_back")),
+                "The source is the database of record; the target keeps the data of that time (read-only). To migrate again: drop and "
+                "recreate the target database, DROP PUBLICATION {0} on the source, then start again.".format(self.name),
+            )
         if state is None:
             if phase == "cutover":
                 raise self._fail(
@@ -446,6 +456,8 @@ class Cutover:
                     "Run phase: sync (or all) first; nothing was changed.",
                 )
             self.run_preflight(resuming=False)
+            if self.params.get("fallback"):
+                self.check_fallback_possible()
             if self.method == "dump_restore":
                 if phase != "all":
                     raise self._fail("method dump_restore runs in one call", "Use phase: all (or rollback); nothing was changed.")
@@ -472,6 +484,8 @@ class Cutover:
                     "Run phase: rollback, drop and recreate the target database, then start again.",
                 )
             self.run_preflight(resuming=True)
+            if self.params.get("fallback") and phase in ("all", "cutover"):
+                self.check_fallback_possible()
             if state["state"] == "fenced":
                 self.log("a previous run left the source fenced: lifting that fence first")
                 old = Fence.from_record(
@@ -803,6 +817,9 @@ class Cutover:
             with self.phase("catchup"):
                 self.wait_for_fence_lsn(fence_lsn, deadline)
             self.fenced_work(deadline)
+            if self.params.get("fallback"):
+                with self.phase("start_fallback"):
+                    self.start_fallback()
             with self.phase("handover"):
                 removed = self.teardown(tombstone=True)
                 self.log("handover: replication removed ({0}); the target is the database of record, the source stays read-only".format(", ".join(removed)))
@@ -1032,6 +1049,146 @@ class Cutover:
             "drop and recreate the target database {2} before the next attempt.".format(fence_state, ", ".join(removed) or "none left", self.target.label()),
         )
 
+    # -- fallback: after the hand-over, the target's changes stream back to the source -----------------------
+    def check_fallback_possible(self):
+        """Before anything changes: what fallback: true needs (else the fence would be lifted at the hand-over)."""
+        problems = []
+        if self.source_major != self.target_major:
+            problems.append("the same PostgreSQL major on both sides (source {0}, target {1})".format(self.source_major, self.target_major))
+        wal_level = self.tgt.execute("SHOW wal_level").fetchone()[0]
+        if wal_level != "logical":
+            problems.append("wal_level = logical on the target (it is {0}; on RDS: rds.logical_replication = 1)".format(wal_level))
+        if not catalog.privileges(self.src)["rolsuper"]:
+            problems.append("a superuser on the source, to create the fallback subscription there")
+        if problems:
+            raise self._fail(
+                "fallback replication from the target back to the source needs " + "; ".join(problems),
+                "Fix that, or use fallback: false (a rollback after the hand-over is then impossible without losing the target's writes). Nothing was changed.",
+            )
+
+    def start_fallback(self):
+        """Inside the fence, both sides equal: a slot on the target from here, and a subscription on the (fenced) source.
+
+        Until phase release, every change made on the target is applied on the source, which stays read-only for the
+        application; phase fallback is then a cut-over in the other direction, with nothing to copy. The subscription
+        needs a superuser on the source (PostgreSQL < 16) and the source reaching the target.
+        """
+        fb_id = replication.fallback_id(self.migration_id)
+        fb_name = replication.object_name(fb_id)
+        tables = [t["qname"] for t in catalog.copyable(catalog.tables(self.tgt)) if t["relpersistence"] == "p"]
+        fb_state = {"state": "syncing", "method": "logical", "migration_id": fb_id, "target": self.source.identity(), "started": iso(utcnow())}
+        replication.create_publication(self.tgt, fb_name, tables, catalog.privileges(self.tgt)["rolsuper"], fb_state)
+        lsn = replication.create_slot_here(self.tgt, fb_name)
+        replication.create_subscription(self.src, fb_name, self.target.subscription_conninfo(), True, self.source_major)
+        self.state["fallback"] = {"migration_id": fb_id, "slot_lsn": lsn, "source_fence": self.fence.record(), "started": iso(utcnow())}
+        self._save_state()
+        self.log("fallback: changes on the target from {0} on stream back to the source (publication, slot and subscription {1})".format(lsn, fb_name))
+
+    def _reverse(self, phase):
+        """A Cutover of the fallback replication: source and target swapped, the state on the target."""
+        fb = self.state["fallback"]
+        params = dict(self.params)
+        params.update(
+            source=self.params["target"],
+            target=self.params["source"],
+            migration_id=fb["migration_id"],
+            phase=phase,
+            handover=None,
+            fallback=False,
+            # The default fence on the target (read-only, sessions ended); this migration's fence
+            # commands are about the source's application.
+            fence=None,
+            unfence=None,
+            report_path=None,
+            roles="skip",
+            verify_point="fence",
+        )
+        return Cutover(params, log=self._log, run_command=self.run_command, hooks=self.hooks, check_mode=self.check_mode)
+
+    def _needs_fallback(self, what):
+        state = self.state or {}
+        if state.get("state") == "rolled_back" and what == "fallback":
+            return False
+        if state.get("state") != "done" or not state.get("fallback"):
+            raise self._fail(
+                "migration {0!r} has no fallback replication running (state {1}{2})".format(
+                    self.migration_id, state.get("state") or "none", ", released" if state.get("fallback_released") else ""
+                ),
+                "phase {0} works after a hand-over made with fallback: true and before phase release; before the hand-over use phase: "
+                "rollback. Nothing was changed.".format(what),
+            )
+        return True
+
+    def fallback(self):
+        """Back to the source after the hand-over: fence the target, catch the source up, verify, hand back."""
+        with self.phase("fallback_check"):
+            if not self._needs_fallback("fallback"):
+                self.log("fallback: migration {0} was rolled back at {1}: nothing to do".format(self.migration_id, self.state.get("rolled_back")))
+                return self._final()
+        self.method = "logical"
+        if self.check_mode:
+            self.log("fallback (check mode): would fence the target, catch the source up, verify and hand back; nothing was changed")
+            return self._final(replication=None)
+        reverse = self._reverse("cutover")
+        try:
+            result = reverse.run()
+        except CutoverFailed as err:
+            self.phases.extend(err.result.get("phases", []))
+            raise self._fail(
+                "the fallback to the source failed in its phase {0!r}: {1}".format(err.phase, err.cause),
+                err.advice + " (Here the source of that cut-over is this migration's target, and its target this migration's source.)",
+            ) from err
+        self.changed = True
+        self.phases.extend(result["phases"])
+        self.fence_started = time.monotonic() - (result["write_downtime_s"] or 0.0)
+        for key in ("tables", "sequences", "large_objects", "lag_bytes_at_fence"):
+            self.result[key] = result[key]
+        with self.phase("unfence_source"):
+            old = Fence.from_record(
+                self.src,
+                self.source.dbname,
+                self.state["fallback"].get("source_fence") or {},
+                spec=self.fence_spec,
+                unfence_spec=self.unfence_spec,
+                run_command=self.run_command,
+                log=self.log,
+            )
+            problems = old.lift()
+            self.state.update(state="rolled_back", rolled_back=iso(utcnow()), fallback=None)
+            replication.write_state(self.src, self.name, self.state)
+            if problems:
+                raise self._fail(
+                    "the source has every write of the target but could not be made writable again: {0}".format("; ".join(problems)),
+                    "Run ALTER DATABASE {0} RESET default_transaction_read_only on the source, then point the application at it.".format(self.source.dbname),
+                )
+            self.log("fallback: the source is the database of record again and writable; the target stays read-only")
+        self.repoint()
+        return self._final()
+
+    def release(self):
+        """Stop the fallback replication (decommission): the source is no longer kept in sync with the target."""
+        with self.phase("release"):
+            state = self.state or {}
+            if state.get("state") != "done" or not state.get("fallback"):
+                self.log("release: no fallback replication to remove (state {0})".format(state.get("state") or "none"))
+                return self._final()
+            if self.check_mode:
+                self.changed = True
+                return self._final()
+            fb_name = replication.object_name(state["fallback"]["migration_id"])
+            removed = []
+            if replication.drop_subscription(self.src, fb_name):
+                removed.append("subscription on the source")
+            if replication.drop_slot(self.tgt, fb_name):
+                removed.append("slot on the target")
+            if replication.drop_publication(self.tgt, fb_name):
+                removed.append("publication on the target")
+            self.state.update(fallback=None, fallback_released=iso(utcnow()))
+            replication.write_state(self.src, self.name, self.state)
+            self.changed = True
+            self.log("release: fallback replication removed ({0}); a rollback to the source is no longer possible".format(", ".join(removed) or "nothing left"))
+            return self._final(removed=removed)
+
     def repoint(self):
         """After the hand-over: ``handover.commands`` point the application at the target, inside the measured write downtime.
 
@@ -1154,10 +1311,15 @@ class Cutover:
         state = self.state
         self.method = (state or {}).get("method", "logical")
         with self.phase("rollback"):
+            if state is not None and state.get("state") == "rolled_back":
+                self.log("rollback: migration {0} was rolled back at {1}: nothing to do".format(self.migration_id, state.get("rolled_back")))
+                return self._final()
             if state is not None and state.get("state") == "done":
                 raise self._fail(
                     "migration {0!r} finished at {1}: the target is the database of record".format(self.migration_id, state.get("finished")),
-                    "Nothing to roll back. DROP PUBLICATION {0} on the source forgets the migration.".format(self.name),
+                    "Nothing to roll back{0}. DROP PUBLICATION {1} on the source forgets the migration.".format(
+                        "; phase: fallback moves back to the source without losing the target's writes" if state.get("fallback") else "", self.name
+                    ),
                 )
             if self.check_mode:
                 present = state is not None or replication.subscription_exists(self.tgt, self.name) or replication.slot_status(self.src, self.name) is not None

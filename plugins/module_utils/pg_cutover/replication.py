@@ -25,7 +25,7 @@ import time
 from .conn import lsn_to_int, sql
 
 PREFIX = "fastier_cutover_"
-STATES = ("starting", "copying", "copied", "syncing", "fenced", "done")
+STATES = ("starting", "copying", "copied", "syncing", "fenced", "done", "rolled_back")
 
 
 def object_name(migration_id):
@@ -90,6 +90,16 @@ def create_slot(replication_conn, name):
     """
     row = replication_conn.execute('CREATE_REPLICATION_SLOT "{0}" LOGICAL pgoutput EXPORT_SNAPSHOT'.format(name)).fetchone()
     return row[1], row[2]
+
+
+def create_slot_here(conn, name):
+    """A pgoutput slot created with SQL (no exported snapshot): it streams what is committed from now on. Returns its LSN."""
+    return conn.execute("SELECT lsn::text FROM pg_create_logical_replication_slot(%s, 'pgoutput')", (name,)).fetchone()[0]
+
+
+def fallback_id(migration_id):
+    """The migration id of a migration's fallback replication (target -> source after the hand-over)."""
+    return "{0}_fallback".format(migration_id)
 
 
 def slot_status(conn, name):
