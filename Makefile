@@ -55,6 +55,11 @@ venv: $(BIN)/.stamp
 postgres:
 	@tools/ensure-postgres.sh
 
+# Graphviz (`dot`, Debian's package) for the report's architecture diagram.
+.PHONY: graphviz
+graphviz:
+	@tools/ensure-graphviz.sh
+
 # Build the collection artifact and install it where ansible.cfg looks, the
 # way a user installs it (no Galaxy: dependencies come with `ansible`).
 $(COLLECTION_DIR)/MANIFEST.json: $(BIN)/.stamp $(COLLECTION_SRC)
@@ -76,12 +81,12 @@ local-status: venv
 
 # --- the main job ------------------------------------------------------------------
 .PHONY: demo
-demo: collection postgres
+demo: collection postgres graphviz
 	@$(BIN)/python -m local_aws run -- tools/demo.sh
 
 # --- tests -------------------------------------------------------------------------
 .PHONY: test test-stack
-test: collection postgres
+test: collection postgres graphviz
 	@env $(TEST_ENV) $(BIN)/python -m local_aws run -- $(MAKE) --no-print-directory test-stack
 
 # Runs inside `local_aws run`: the endpoint and clusters are up, and their
