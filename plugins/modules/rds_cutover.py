@@ -129,7 +129,7 @@ options:
         I(phase=fallback) can return to the source later without losing a write made on the target, until I(phase=release).
       - Needs the same PostgreSQL major on both sides, a superuser on the source (C(CREATE SUBSCRIPTION) before PostgreSQL 16),
         C(rds.logical_replication=1) on an RDS target, and the source reaching the target. The slot on the target retains WAL
-        until I(phase=release) or I(phase=fallback): do not leave it for weeks.
+        until I(phase=release) or I(phase=fallback) - do not leave it for weeks.
     type: bool
     default: false
   migration_id:
