@@ -60,6 +60,12 @@ postgres:
 graphviz:
 	@tools/ensure-graphviz.sh
 
+# HAProxy (Debian's package): the load balancer of local Elastic Beanstalk
+# environments that run their version.
+.PHONY: haproxy
+haproxy:
+	@tools/ensure-haproxy.sh
+
 # Build the collection artifact and install it where ansible.cfg looks, the
 # way a user installs it (no Galaxy: dependencies come with `ansible`).
 $(COLLECTION_DIR)/MANIFEST.json: $(BIN)/.stamp $(COLLECTION_SRC)
@@ -70,7 +76,7 @@ collection: $(COLLECTION_DIR)/MANIFEST.json
 
 # --- local AWS -------------------------------------------------------------------
 .PHONY: local-up local-down local-status
-local-up: venv postgres
+local-up: venv postgres haproxy
 	@$(BIN)/python -m local_aws up
 
 local-down: venv
@@ -81,12 +87,12 @@ local-status: venv
 
 # --- the main job ------------------------------------------------------------------
 .PHONY: demo
-demo: collection postgres graphviz
+demo: collection postgres graphviz haproxy
 	@$(BIN)/python -m local_aws run -- tools/demo.sh
 
 # --- tests -------------------------------------------------------------------------
 .PHONY: test test-stack
-test: collection postgres graphviz
+test: collection postgres graphviz haproxy
 	@env $(TEST_ENV) $(BIN)/python -m local_aws run -- $(MAKE) --no-print-directory test-stack
 
 # Runs inside `local_aws run`: the endpoint and clusters are up, and their

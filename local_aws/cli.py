@@ -172,6 +172,11 @@ def stop_stack(settings: Settings) -> None:
 
     for leftover in stop_leftovers_in(settings):
         say(f"RDS instance server {leftover} stopped (left by a crashed endpoint)")
+    # So do the instance processes and load balancers of Elastic Beanstalk environments.
+    from .eb.serving import stop_leftovers_in as stop_eb_leftovers_in
+
+    for leftover in stop_eb_leftovers_in(settings):
+        say(f"Elastic Beanstalk {leftover} stopped (left by a crashed endpoint)")
     clusters = clusters_for(settings.pg_dir, settings.legacy_pg_port)
     for name in state.get("started_clusters", []):
         cluster = clusters.get(name)

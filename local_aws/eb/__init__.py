@@ -11,7 +11,10 @@ moto's own Elastic Beanstalk is a stub (applications and bare environments).
   ``create_application_version`` (``camelcase_to_underscores``); install checks
   that every action we claim resolves to a method of ours;
 * the backend is our own ``BackendDict`` (one backend per account and
-  region), so moto's stub backend is never used.
+  region), so moto's stub backend is never used;
+* environments whose version has something to run run it (``serving``:
+  instance processes behind an HAProxy per environment); the others are
+  simulated.
 
 See ``docs/local-aws-elasticbeanstalk.md`` for what is modelled and how it
 differs from AWS.
@@ -20,6 +23,7 @@ differs from AWS.
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 from typing import Any
 
 from moto.core.utils import camelcase_to_underscores
@@ -33,7 +37,13 @@ def install(settings: Any) -> None:
     """Replace moto's Elastic Beanstalk with ours; ``settings.eb_delay_s`` paces transitions."""
     import moto.elasticbeanstalk.urls as eb_urls
 
-    from . import control  # noqa: F401 - registers the /_local/eb/ routes
+    from local_aws.settings import ACCESS_KEY, SECRET_KEY
+
+    from . import (
+        control,  # noqa: F401 - registers the /_local/eb/ routes
+        hooks,
+        serving,
+    )
     from .responses import ACTIONS, LocalEBResponse
 
     RUNTIME.delay_s = float(getattr(settings, "eb_delay_s", RUNTIME.delay_s))
@@ -45,8 +55,14 @@ def install(settings: Any) -> None:
     # Codes such as ConfigurationValidationException are not error shapes of the
     # botocore model; moto warns about each. They are the codes AWS sends.
     warnings.filterwarnings("ignore", message=r"Exception\(.*\) with code .* does not match an error shape")
+    state_dir = getattr(settings, "state_dir", None)
+    if state_dir is not None:  # stops what a crashed endpoint left in this state folder
+        serving.SUPERVISOR.configure(Path(state_dir) / "eb", str(settings.endpoint), ACCESS_KEY, SECRET_KEY)
+        hooks.use(serving.factory)
 
 
 def shutdown() -> None:
-    """Nothing runs in the background: there is nothing to stop."""
-    return None
+    """Stop every instance process and load balancer of the served environments."""
+    from . import serving
+
+    serving.SUPERVISOR.shutdown()

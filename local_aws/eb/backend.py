@@ -148,6 +148,7 @@ class EBBackend(BaseBackend, TaggableResourcesMixin):
         self.scheduler.run_due(now)
         for env in self.environments.values():
             if env.active:
+                self.lifecycle.sync_instances(env, now)
                 self.lifecycle.refresh_health(env, now)
         return now
 
@@ -641,7 +642,11 @@ def health_report(env: Environment, attributes: list[str], now: datetime) -> dic
     health = env.reported_health
     status = health.status if health else "Unknown"
     counts = {key: 0 for key in ("NoData", "Unknown", "Pending", "Ok", "Info", "Warning", "Degraded", "Severe")}
-    counts[status if status in counts else "Unknown"] = len(env.resources.instances)
+    measured = env.health_source.instance_counts()  # instances that run report their own health
+    if measured is None:
+        counts[status if status in counts else "Unknown"] = len(env.resources.instances)
+    else:
+        counts.update({key: value for key, value in measured.items() if key in counts})
     report: dict[str, Any] = {
         "Status": env.status,
         "Color": health.color if health else "Grey",

@@ -4,12 +4,19 @@ CreateApplicationVersion checks the bundle exists, as AWS does: a missing
 bucket or key is ``InvalidParameterCombination`` "Unable to download from S3
 location (Bucket: b  Key: k). Reason: Not Found" (two spaces, as AWS writes
 it); a bucket in another region is ``S3LocationNotInServiceRegionException``.
+
+:func:`unpack` extracts a bundle once (by content) for environments that run
+their version (``serving``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
+import shutil
+import tempfile
 import zipfile
+from pathlib import Path, PurePosixPath
 
 from moto.s3.exceptions import MissingBucket
 from moto.s3.models import S3Backend, s3_backends
@@ -60,3 +67,36 @@ def delete(account_id: str, region: str, bucket: str, key: str) -> None:
         raise SourceBundleDeletion(
             "Unable to delete the Amazon S3 source bundle associated with the application version. The application version was deleted successfully."
         ) from exc
+
+
+def unpack(data: bytes, root: Path) -> Path:
+    """Unpack a bundle once into ``root/<sha256 prefix>`` (content-addressed); returns the folder.
+
+    Members that would land outside the folder (absolute paths, ``..``) are
+    refused, as the platform's unzip refuses them.
+    """
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    target = root / digest
+    if target.is_dir():  # complete: folders only get there by an atomic rename
+        return target
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{digest}-", dir=root))
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            for member in archive.infolist():
+                name = PurePosixPath(member.filename)
+                if name.is_absolute() or ".." in name.parts:
+                    raise ValueError(f"the source bundle has an unsafe path: {member.filename}")
+                archive.extract(member, staging)
+                mode = (member.external_attr >> 16) & 0o777
+                if mode and not member.is_dir():
+                    (staging / name).chmod(mode | 0o600)
+        try:
+            staging.rename(target)
+        except OSError:  # unpacked meanwhile by another deploy of the same content
+            if not target.is_dir():
+                raise
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return target

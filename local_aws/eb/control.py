@@ -4,6 +4,8 @@
 ``POST /_local/eb/environments/<name>/fail-next-deploy``  next version deploy fails
 ``GET  /_local/eb/environments/<name>``            full internal state
 ``GET  /_local/eb/environments``                   every environment, briefly
+``GET  /_local/eb/environments/<name>/endpoint``   where its load balancer listens (served environments)
+``GET  /_local/eb/endpoints``                      every served environment's load balancer and CNAME
 ``GET|POST /_local/eb/settings``                   transition delay
 
 An environment is found by name among the active ones of every account and
@@ -21,6 +23,7 @@ from .backend import EBBackend, eb_backends
 from .hooks import HealthReading, InjectedHealth, SimulatedDeploy
 from .models import Environment, EventQuery
 from .runtime import LOCK, RUNTIME, utcnow
+from .serving import SUPERVISOR, ServedDeploy
 
 
 def _backends() -> list[EBBackend]:
@@ -97,6 +100,29 @@ def get_environment(_body: Any, name: str) -> tuple[int, Any]:
         if not found:
             raise ControlError(404, f"no environment named {name}")
         return 200, {"environments": [state(b, e) for b, e in found]}
+
+
+@route("GET", "/_local/eb/environments/<name>/endpoint")
+def get_endpoint(body: dict[str, Any], name: str) -> tuple[int, Any]:
+    """The loopback address of a served environment's load balancer (its CNAME stays AWS's)."""
+    with LOCK:
+        _advance_all()
+        _backend, env = _active(name, body or {})
+        hook = env.deploy_hook
+        if not isinstance(hook, ServedDeploy) or hook.fleet is None:
+            raise ControlError(409, f"environment {name} does not run its version (simulated): it has no load balancer to reach")
+        found = [entry for entry in SUPERVISOR.endpoints() if entry["environment_id"] == env.env_id]
+        if not found:
+            raise ControlError(409, f"environment {name} has no load balancer yet")
+        return 200, found[0]
+
+
+@route("GET", "/_local/eb/endpoints")
+def list_endpoints(_body: Any) -> tuple[int, Any]:
+    """Every served environment: CNAME, status, version and the loopback URL of its load balancer."""
+    with LOCK:
+        _advance_all()
+        return 200, {"environments": SUPERVISOR.endpoints(), "file": str(SUPERVISOR.registry) if SUPERVISOR.registry else None}
 
 
 @route("POST", "/_local/eb/environments/<name>/health")

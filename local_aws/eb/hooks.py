@@ -1,21 +1,23 @@
-"""Seams between an environment's lifecycle and where its health comes from.
+"""Seams between an environment's lifecycle and what really runs.
 
-Today environments are simulated: nothing runs, health is what the lifecycle
-says (Pending while launching, Ok when ready, Degraded after a failed deploy)
-unless a test injects another one through the control interface. Two small
-protocols keep the door open for environments that run real processes:
+By default environments are simulated: nothing runs, health is what the
+lifecycle says (Pending while launching, Ok when ready, Degraded after a
+failed deploy) unless a test injects another one through the control
+interface. Two small protocols let environments run real processes
+(``serving`` implements them for bundles that have something to run):
 
 * a :class:`HealthSource` gives an environment's health *opinion* (or None to
-  let the lifecycle decide); a later source could probe a real health-check
-  URL;
-* a :class:`DeployHook` is told when a version is deployed and says whether
-  the deployment worked; a later hook could unpack the bundle and restart a
-  real process.
+  let the lifecycle decide), and may count its instances by health;
+* a :class:`DeployHook` is told when a version is deployed, when settings
+  change, when the app is restarted or rebuilt and when the environment is
+  terminated. It answers with a :class:`DeployOutcome`; a *pending* outcome
+  means the work goes on in the background, and the lifecycle asks again
+  with :meth:`DeployHook.poll` (every ``lifecycle.POLL_S``) until it is done. It also
+  says which instances really run (or None: the lifecycle names them).
 
 Each environment holds its own instances (``Environment.health_source`` and
 ``Environment.deploy_hook``), made by :data:`FACTORY` when the environment is
-created; :func:`use` installs another factory (for example one that starts a
-process per environment and probes its health-check path).
+created; :func:`use` installs another factory.
 """
 
 from __future__ import annotations
@@ -73,6 +75,10 @@ class HealthSource(Protocol):
         """The health this source observes now, or None to defer to the lifecycle."""
         ...
 
+    def instance_counts(self) -> dict[str, int] | None:
+        """Instances by health status (Ok, Severe, Pending...), or None to count them all as the environment."""
+        ...
+
     def describe(self) -> dict[str, object]: ...
 
 
@@ -80,11 +86,30 @@ class HealthSource(Protocol):
 class DeployOutcome:
     ok: bool
     message: str = ""
+    pending: bool = False  # still working: ask again with DeployHook.poll
+
+
+DONE = DeployOutcome(True)
+PENDING = DeployOutcome(False, pending=True)
+# What DeployHook.apply is told about.
+CONFIGURE, RESTART, REBUILD, TERMINATE = "configure", "restart", "rebuild", "terminate"
 
 
 class DeployHook(Protocol):
     def deploy(self, version_label: str | None, now: datetime) -> DeployOutcome:
-        """Called when an application version finishes deploying."""
+        """An application version is deployed (at launch, or by UpdateEnvironment with its settings)."""
+        ...
+
+    def apply(self, change: str, now: datetime) -> DeployOutcome:
+        """Settings changed (CONFIGURE), the app restarts (RESTART), instances are replaced (REBUILD) or all stop (TERMINATE)."""
+        ...
+
+    def poll(self, now: datetime) -> DeployOutcome:
+        """The outcome of the work a pending answer started (pending again while it goes on)."""
+        ...
+
+    def instances(self) -> list[str] | None:
+        """Ids of the instances that really run, or None when the lifecycle names them."""
         ...
 
     def describe(self) -> dict[str, object]: ...
@@ -101,6 +126,9 @@ class InjectedHealth:
 
     def inject(self, reading: HealthReading | None) -> None:
         self.injected = reading
+
+    def instance_counts(self) -> dict[str, int] | None:
+        return None
 
     def describe(self) -> dict[str, object]:
         if self.injected is None:
@@ -120,7 +148,16 @@ class SimulatedDeploy:
     def deploy(self, version_label: str | None, now: datetime) -> DeployOutcome:
         if self.failures:
             return DeployOutcome(False, self.failures.pop(0))
-        return DeployOutcome(True)
+        return DONE
+
+    def apply(self, change: str, now: datetime) -> DeployOutcome:
+        return DONE
+
+    def poll(self, now: datetime) -> DeployOutcome:
+        return DONE
+
+    def instances(self) -> list[str] | None:
+        return None
 
     def describe(self) -> dict[str, object]:
         return {"kind": "simulated", "armed_failures": list(self.failures)}

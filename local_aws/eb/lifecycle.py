@@ -7,19 +7,23 @@ step's own timestamp, so DescribeEvents reads like a real timeline.
 
 Deploy outcomes come from the environment's :class:`~.hooks.DeployHook`;
 health from its natural state (set here) unless its
-:class:`~.hooks.HealthSource` has an opinion.
+:class:`~.hooks.HealthSource` has an opinion. A hook that runs real processes
+may answer "pending": the step then waits, asking the hook again every
+``POLL_S`` seconds (on reads, like every step), and goes on with the outcome.
+For such hooks the instance list follows the processes that really run
+(:meth:`Lifecycle.sync_instances`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from .hooks import RANK, HealthReading
+from .hooks import CONFIGURE, DONE, RANK, REBUILD, RESTART, TERMINATE, DeployOutcome, HealthReading
 from .models import LAUNCHING, READY, TERMINATED, TERMINATING, UPDATING, Environment, EventLog, LoadBalancer, Resources, Scheduler
 from .options import ASG, OptionKey
-from .runtime import RUNTIME
+from .runtime import RUNTIME, utcnow
 
 ENVIRONMENT_NS = "aws:elasticbeanstalk:environment"
 COMMAND_NS = "aws:elasticbeanstalk:command"
@@ -29,7 +33,16 @@ ABORTED_ROLLING = (
     "To ensure all instances are running the same version, re-deploy the appropriate application version."
 )
 
+POLL_S = 0.1  # real seconds between two questions to a hook that answered "pending"
+
 Settings = Mapping[OptionKey, str]
+
+
+def desired_instances(settings: Settings) -> int:
+    """Instances the Auto Scaling group keeps: MinSize (at most MaxSize), or 1 for a single-instance environment."""
+    if settings.get((ENVIRONMENT_NS, "EnvironmentType")) == "SingleInstance":
+        return 1
+    return max(1, min(int(settings.get((ASG, "MinSize"), "1")), int(settings.get((ASG, "MaxSize"), "4"))))
 
 
 @dataclass(frozen=True)
@@ -58,6 +71,38 @@ class Lifecycle:
     def later(self, env: Environment, at: datetime, steps: float, label: str, action: Callable[[datetime], None]) -> None:
         self.scheduler.at(RUNTIME.after(at, steps), env.env_id, label, action)
 
+    def _await(self, env: Environment, at: datetime, outcome: DeployOutcome, label: str, then: Callable[[datetime, DeployOutcome], None]) -> None:
+        """Go on with ``then`` once the hook's work is done: at once, or from a later step."""
+        if not outcome.pending:
+            then(at, outcome)
+            return
+
+        def check(t: datetime) -> None:
+            result = env.deploy_hook.poll(t)
+            if result.pending:
+                self.scheduler.at(max(t, utcnow()) + timedelta(seconds=POLL_S), env.env_id, label, check)
+            else:
+                then(t, result)
+
+        self.scheduler.at(at + timedelta(seconds=POLL_S), env.env_id, label, check)
+
+    def served(self, env: Environment) -> bool:
+        """Whether real processes run for this environment (the hook names its instances)."""
+        return env.deploy_hook.instances() is not None
+
+    def sync_instances(self, env: Environment, at: datetime) -> None:
+        """For environments that run processes: the instance list is theirs; changes write the events."""
+        ids = env.deploy_hook.instances()
+        if ids is None or env.status in (TERMINATING, TERMINATED) or ids == env.resources.instances:
+            return
+        for instance in ids:
+            if instance not in env.resources.instances:
+                self.say(env, at, f"Added instance [{instance}] to your environment.")
+        for instance in env.resources.instances:
+            if instance not in ids:
+                self.say(env, at, f"Removed instance [{instance}] from your environment.")
+        env.resources.instances = list(ids)
+
     def refresh_health(self, env: Environment, at: datetime) -> None:
         """Report the effective health; a change writes the transition event."""
         if not env.active:
@@ -75,12 +120,12 @@ class Lifecycle:
         self.say(env, at, message, "WARN" if worse else "INFO")
 
     def desired_instances(self, env: Environment) -> int:
-        settings = self.effective(env)
-        if settings.get((ENVIRONMENT_NS, "EnvironmentType")) == "SingleInstance":
-            return 1
-        return int(settings.get((ASG, "MinSize"), "1"))
+        return desired_instances(self.effective(env))
 
     def _scale(self, env: Environment, at: datetime) -> None:
+        if self.served(env):
+            self.sync_instances(env, at)
+            return
         added, removed = env.resources.resize(self.desired_instances(env))
         for instance in added:
             self.say(env, at, f"Added instance [{instance}] to your environment.")
@@ -122,10 +167,14 @@ class Lifecycle:
         self.say(env, at, "Waiting for EC2 instances to launch. This may take a few minutes.")
 
     def _launched(self, env: Environment, at: datetime) -> None:
+        deployed = env.deploy_hook.deploy(env.version_label, at)  # first: it says whether processes will run
         self._scale(env, at)
         if env.resources.load_balancer is None and env.tier["Name"] == "WebServer":
             env.resources.public_ip = Resources.new_public_ip()
-        outcome = env.deploy_hook.deploy(env.version_label, at)
+        self._await(env, at, deployed, "launching", lambda t, outcome: self._launch_done(env, t, outcome))
+
+    def _launch_done(self, env: Environment, at: datetime, outcome: DeployOutcome) -> None:
+        self._scale(env, at)
         if outcome.ok:
             self.say(env, at, "Instance deployment completed successfully.")
             env.natural_health = HealthReading("Ok")
@@ -162,23 +211,37 @@ class Lifecycle:
             self.say(env, at, "Deploying new version to instance(s).", version=label)
 
     def _updated(self, env: Environment, at: datetime, update: Update) -> None:
-        if update.reconfigure or update.platform_change:
+        configured = update.reconfigure or update.platform_change
+        if configured:
             self._reshape_balancer(env)
-            self._scale(env, at)
-            self.say(env, at, "Successfully deployed new configuration to environment.")
         if update.version_label:
-            self._deploy_version(env, at, update.version_label)
+            env.deployment_id += 1
+            outcome = env.deploy_hook.deploy(update.version_label, at)  # with the new settings
+        elif configured:
+            outcome = env.deploy_hook.apply(CONFIGURE, at)
+        else:
+            outcome = DONE
+        self._await(env, at, outcome, "updating", lambda t, result: self._update_done(env, t, update, result))
+
+    def _update_done(self, env: Environment, at: datetime, update: Update, outcome: DeployOutcome) -> None:
+        if update.reconfigure or update.platform_change:
+            self._scale(env, at)
+            if update.version_label or outcome.ok:
+                self.say(env, at, "Successfully deployed new configuration to environment.")
+        if update.version_label:
+            self._deploy_version(env, at, update.version_label, outcome)
+        elif not outcome.ok:
+            self.say(env, at, f"Failed to deploy configuration. {outcome.message}".strip(), "ERROR")
+            env.natural_health = HealthReading("Degraded", (f"Configuration update failed. {outcome.message}".strip(),))
         else:
             self.say(env, at, "Environment update completed successfully.")
         self._finish(env, at)
 
-    def _deploy_version(self, env: Environment, at: datetime, label: str) -> None:
-        env.deployment_id += 1
-        outcome = env.deploy_hook.deploy(label, at)
+    def _deploy_version(self, env: Environment, at: datetime, label: str, outcome: DeployOutcome) -> None:
         if not outcome.ok:
             self._deploy_failed(env, at, label, outcome.message)
             return
-        if self._policy(env) in ROLLBACK_POLICIES:
+        if self._policy(env) in ROLLBACK_POLICIES and not self.served(env):
             env.resources.instances = []
             self._scale(env, at)
         env.version_label = label
@@ -211,12 +274,22 @@ class Lifecycle:
         self.say(env, at, f"{name} is starting.")
 
         def done(t: datetime) -> None:
-            if replace_instances:
+            outcome = env.deploy_hook.apply(REBUILD if replace_instances else RESTART, t)
+            self._await(env, t, outcome, name, finish)
+
+        def finish(t: datetime, outcome: DeployOutcome) -> None:
+            if self.served(env):
+                self.sync_instances(env, t)
+            elif replace_instances:
                 for instance in env.resources.instances:
                     self.say(env, t, f"Removed instance [{instance}] from your environment.")
                 env.resources.instances = []
                 self._scale(env, t)
-            self.say(env, t, f"{name} completed successfully.")
+            if outcome.ok:
+                self.say(env, t, f"{name} completed successfully.")
+            else:
+                self.say(env, t, f"{name} failed. {outcome.message}".strip(), "ERROR")
+                env.natural_health = HealthReading("Degraded", (f"{name} failed. {outcome.message}".strip(),))
             self._finish(env, t)
 
         self.later(env, at, 1.0, name, done)
@@ -250,8 +323,12 @@ class Lifecycle:
         self.scheduler.cancel(env.env_id)
         self._begin(env, at, TERMINATING)
         self.say(env, at, "terminateEnvironment is starting.")
+        env.deploy_hook.apply(TERMINATE, at)  # processes stop now; the last step waits for them
 
         def done(t: datetime) -> None:
+            self._await(env, t, env.deploy_hook.poll(t), "terminate", gone)
+
+        def gone(t: datetime, _outcome: DeployOutcome) -> None:
             if terminate_resources:
                 self.say(env, t, f"Deleted Auto Scaling group named: {env.resources.auto_scaling_group}")
                 if env.resources.load_balancer:

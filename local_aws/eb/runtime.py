@@ -2,8 +2,10 @@
 
 Every request and every control call holds :data:`LOCK` while it reads or
 changes Elastic Beanstalk state (the endpoint serves requests on threads).
-Transitions are lazy: nothing runs in the background, state advances when it is
-read, from timestamps and :attr:`Runtime.delay_s`.
+Transitions are lazy: state advances when it is read, from timestamps and
+:attr:`Runtime.delay_s`. Only the processes of environments that run their
+version (``serving``) are looked after by a thread of their own, under their
+own lock, taken after this one and never the other way round.
 """
 
 from __future__ import annotations
