@@ -215,7 +215,10 @@ def main():
             live=dict(type="dict", options=endpoint_spec()),
             recovery_time=dict(type="str", required=True),
             reference_time=dict(type="str"),
-            key_tables=dict(type="list", elements="dict", default=[], options=dict(name=dict(type="str", required=True), timestamp_column=dict(type="str"))),
+            # "key" as in key tables, not a secret
+            key_tables=dict(
+                type="list", elements="dict", default=[], no_log=False, options=dict(name=dict(type="str", required=True), timestamp_column=dict(type="str"))
+            ),
             canary=dict(type="dict", options=dict(table=dict(type="str", required=True), column=dict(type="str", default="written_at"))),
             boundary_s=dict(type="float", default=2.0),
             fail_on_mismatch=dict(type="bool", default=True),
