@@ -74,7 +74,16 @@ def free_port(host: str = "127.0.0.1") -> int:
 class Cluster:
     """One PostgreSQL cluster in ``<root>/<name>`` listening on 127.0.0.1:port."""
 
-    def __init__(self, name: str, root: Path, port: int, logical: bool = False, extra_conf: dict[str, str] | None = None):
+    def __init__(
+        self,
+        name: str,
+        root: Path,
+        port: int,
+        logical: bool = False,
+        extra_conf: dict[str, str] | None = None,
+        *,
+        initdb_args: list[str] | None = None,
+    ):
         self.name = name
         self.root = Path(root) / name
         self.data_dir = self.root / "data"
@@ -84,6 +93,7 @@ class Cluster:
         self.port = port
         self.logical = logical
         self.extra_conf = extra_conf or {}
+        self.initdb_args = list(initdb_args or [])
         self.host = "127.0.0.1"
         self._bindir: Path | None = None
 
@@ -98,11 +108,13 @@ class Cluster:
     def _as_root() -> bool:
         return os.geteuid() == 0
 
-    def _run(self, args: list[str], check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
+    def _run(self, args: list[str], check: bool = True, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        """Run a PostgreSQL program as the server's OS user; ``env`` adds variables (runuser keeps them)."""
         cmd = [str(self.bindir / args[0]), *args[1:]]
         if self._as_root():
             cmd = ["runuser", "-u", SUPERUSER, "--", *cmd]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+        full_env = {**os.environ, **env} if env else None
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False, env=full_env)
         if check and proc.returncode != 0:
             raise PostgresError(f"{args[0]} failed for cluster {self.name} (exit {proc.returncode}): {proc.stderr.strip() or proc.stdout.strip()}")
         return proc
@@ -160,6 +172,7 @@ class Cluster:
                     "-E",
                     "UTF8",
                     "--locale=C.UTF-8",
+                    *self.initdb_args,
                 ],
                 timeout=300,
             )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import urllib.request
 from dataclasses import dataclass
@@ -94,3 +95,5 @@ def acquire() -> LocalStack:
 def release(stack: LocalStack) -> None:
     if stack.owned:
         stop_stack(stack.settings)
+        # A private stack's state (PostgreSQL data, snapshots, WAL) is tens of MB: leave none behind.
+        shutil.rmtree(stack.settings.state_dir, ignore_errors=True)

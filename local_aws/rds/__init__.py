@@ -2,10 +2,13 @@
 
 ``install(settings)`` hooks moto's RDS backend (``moto_rds``) so that every
 ``Engine=postgres`` DB instance gets a PostgreSQL cluster of its own on
-127.0.0.1 (``instances``), adds control routes (``routes``), clears servers a
-crashed run left in the state dir, and builds the template cluster in the
-background. ``shutdown()`` stops every instance server and deletes its data:
-moto's state lives in memory, so instances do not outlive the endpoint.
+127.0.0.1 (``instances``), DB snapshots and automated backups hold real data
+(``snapshots``: ``pg_basebackup`` copies, archived WAL for point-in-time
+recovery), adds control routes (``routes``), clears servers, snapshots and
+archives a crashed run left in the state dir, and builds the template cluster
+in the background. ``shutdown()`` stops every instance server and deletes its
+data, backups and snapshots: moto's state lives in memory, so none of it
+outlives the endpoint.
 
 See ``docs/local-aws-rds.md`` for what is real and what is not.
 """

@@ -8,9 +8,10 @@ PostgreSQL cluster of its own: its own port, roles and databases, in
 Creating one is a copy, not an ``initdb``: a template data dir is built once
 per state dir (``<pg_dir>/template``) and copied for each instance, which then
 starts on a free loopback port. Everything that makes a cluster is a copy of a
-stopped data dir (:meth:`InstanceCluster.seed`), so a snapshot can later be a
-stopped copy (or ``pg_basebackup``) of an instance and a restore a new
-instance seeded from it.
+data dir (:meth:`InstanceCluster.seed_from`): the template's, a snapshot's
+(``pg_basebackup`` of a running instance, or a copy of a stopped one), or a
+base backup that then replays archived WAL up to a point in time
+(``snapshots.py`` keeps those files).
 
 The template looks like an RDS server from the inside: the bootstrap
 superuser is ``rdsadmin`` (so a master user may be called ``postgres``), the
@@ -36,18 +37,24 @@ import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from local_aws.postgres import Cluster, PostgresError, free_port, port_is_free
 
+from .snapshots import RECOVERY_KEYS, SnapshotFiles, SnapshotStore, WalArchive, allocate, hardlink_copy, install_script, now, safe_name
+
 log = logging.getLogger("local_aws.rds")
 
 ADMIN_ROLE = "rdsadmin"
 RDS_ROLES = ("rds_superuser", "rds_replication")
 # Bump when the template's content changes: existing templates are rebuilt.
-TEMPLATE_LAYOUT = "rds-template-3"
+TEMPLATE_LAYOUT = "rds-template-4"
+# 1 MiB WAL segments: archive_timeout closes a segment after a few seconds of
+# changes, and a short segment costs a few KiB archived instead of 16 MiB.
+TEMPLATE_INITDB = ["--wal-segsize=1"]
 TEMPLATE_CONF = {
     # TCP on loopback only; no Unix socket (see the module docstring).
     "unix_socket_directories": "''",
@@ -59,7 +66,16 @@ TEMPLATE_CONF = {
     # A failing ALTER ROLE ... PASSWORD must not leave its text (the
     # password) in postgresql.log; the error itself is still logged.
     "log_min_error_statement": "panic",
+    # New WAL segments are zero-filled instead of recycled, so the unused end
+    # of a segment closed early compresses to nothing in the WAL archive.
+    "wal_recycle": "off",
+    # pg_last_committed_xact(): tells an idle server (everything archived,
+    # LatestRestorableTime is now) from one with commits not archived yet.
+    "track_commit_timestamp": "on",
 }
+# How often a server with unarchived changes closes its WAL segment (seconds):
+# the local RPO of point-in-time recovery. LOCAL_RDS_ARCHIVE_TIMEOUT_S overrides.
+DEFAULT_ARCHIVE_TIMEOUT_S = 2
 _BOOTSTRAP_ROLE = "local_aws_bootstrap"
 
 
@@ -106,6 +122,7 @@ class InstanceCluster(Cluster):
 
     def __init__(self, root: Path, port: int):
         super().__init__(root.name, root.parent, port, logical=True)
+        self.archiving = False  # archive_mode is on (set by whoever configured it)
 
     def ensure_initialized(self) -> bool:
         """Never ``initdb`` an instance: its data comes from :meth:`seed`."""
@@ -117,16 +134,108 @@ class InstanceCluster(Cluster):
         """Copy the data dir and admin password of the stopped ``source``."""
         if source.is_running():
             raise LocalRDSError(f"cannot copy {source.data_dir} while its server runs")
+        self.seed_from(source.data_dir, source.password_file)
+
+    def seed_from(self, data_dir: Path, password_file: Path) -> None:
+        """Copy a data dir that no server uses (template, snapshot, base backup)."""
         self.root.mkdir(parents=True, exist_ok=True)
         self._chown(self.root)
-        subprocess.run(["cp", "-a", "--", str(source.data_dir), str(self.data_dir)], check=True, capture_output=True)
-        shutil.copy2(source.password_file, self.password_file)
+        subprocess.run(["cp", "-a", "--", str(data_dir), str(self.data_dir)], check=True, capture_output=True)
+        for leftover in ("postmaster.pid", "postmaster.opts", "recovery.signal", "standby.signal", "backup_manifest"):
+            (self.data_dir / leftover).unlink(missing_ok=True)
+        shutil.copy2(password_file, self.password_file)
         self.set_port(self.port)
+
+    def append_conf(self, settings: dict[str, str]) -> None:
+        """Add settings to ``postgresql.auto.conf`` (the last value of a name wins)."""
+        with (self.data_dir / "postgresql.auto.conf").open("a") as handle:
+            for key, value in settings.items():
+                handle.write(f"{key} = {value}\n")
+
+    def remove_conf(self, keys: tuple[str, ...]) -> None:
+        """Drop settings from ``postgresql.auto.conf`` (read at the next start)."""
+        conf = self.data_dir / "postgresql.auto.conf"
+        kept = [line for line in conf.read_text().splitlines(keepends=True) if line.split("=", 1)[0].strip() not in keys]
+        conf.write_text("".join(kept))
+
+    def _passfile(self) -> Path:
+        """A libpq password file for ``rdsadmin`` (mode 600, owned by the server's user)."""
+        passfile = self.root / ".pgpass"
+        passfile.write_text(f"{self.host}:{self.port}:*:{ADMIN_ROLE}:{self.superuser_password}\n")
+        passfile.chmod(0o600)
+        self._chown(passfile)
+        return passfile
+
+    def backup_to(self, target: Path) -> str:
+        """A consistent copy of the data in ``target/data`` (+ ``superuser.pw``).
+
+        A running server is copied with ``pg_basebackup`` (consistent as of the
+        end of the backup, the WAL it needs included); a stopped one by copying
+        its data dir (a crashed one's copy recovers like the crash would).
+        Returns the method used.
+        """
+        target.mkdir(parents=True, exist_ok=True)
+        self._chown(target)
+        if self.is_running():
+            conninfo = f"host={self.host} port={self.port} user={ADMIN_ROLE} dbname=postgres sslmode=disable"
+            args = ["pg_basebackup", "-d", conninfo, "-D", str(target / "data"), "--checkpoint=fast", "--no-sync", "--no-manifest", "-X", "stream"]
+            self._run(args, timeout=600, env={"PGPASSFILE": str(self._passfile())})
+            method = "pg_basebackup"
+        else:
+            subprocess.run(["cp", "-a", "--", str(self.data_dir), str(target / "data")], check=True, capture_output=True)
+            for leftover in ("postmaster.pid", "postmaster.opts"):
+                (target / "data" / leftover).unlink(missing_ok=True)
+            for slot in (target / "data" / "pg_replslot").glob("*"):
+                shutil.rmtree(slot, ignore_errors=True)  # as pg_basebackup: slots are not part of a copy
+            method = "copy"
+        shutil.copy2(self.password_file, target / "superuser.pw")
+        return method
+
+    def reload(self) -> None:
+        self._run(["pg_ctl", "reload", "-D", str(self.data_dir)], timeout=30)
+
+    def switch_wal(self) -> str:
+        """Close the current WAL segment; returns its name (the one to wait for in the archive).
+
+        A restore point record first, so that there is always something to
+        close (a switch right after another would close nothing).
+        """
+        with self.admin_connect() as conn:
+            conn.execute("SELECT pg_create_restore_point('local_rds')")
+            return conn.execute("SELECT pg_walfile_name(pg_switch_wal())").fetchone()[0]
+
+    def last_commit_time(self) -> datetime.datetime | None:
+        """The time of the last commit since the server started (None: none yet)."""
+        with self.admin_connect() as conn:
+            return conn.execute("SELECT (pg_last_committed_xact()).timestamp").fetchone()[0]
+
+    def wait_promoted(self, timeout: float = 120) -> None:
+        """Wait until recovery has ended (the target was reached) and the server accepts writes."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with self.admin_connect() as conn:
+                    if not conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
+                        return
+            except Exception as exc:  # the server may stop if recovery fails
+                if type(exc).__module__.startswith("psycopg") and not self.is_running():
+                    raise LocalRDSError(f"point-in-time recovery failed; see {self.log_file}") from exc
+                if not type(exc).__module__.startswith("psycopg"):
+                    raise
+            if time.monotonic() > deadline:
+                raise LocalRDSError(f"recovery did not end within {timeout:.0f}s; see {self.log_file}")
+            time.sleep(0.05)
 
     def start(self) -> bool:
         if not self.is_running() and not port_is_free(self.port):
             raise PortUnavailable(f"port {self.port} on 127.0.0.1 is taken by another program")
-        return super().start()
+        started = super().start()
+        if started and self.archiving:
+            # The checkpointer, which enforces archive_timeout, computes its first
+            # sleep while startup still runs and then sleeps checkpoint_timeout
+            # (5 min) before it looks at archive_timeout. A reload wakes it.
+            self.reload()
+        return started
 
     def kill(self) -> bool:
         """Stop abruptly, as a crash would (``pg_ctl stop -m immediate``)."""
@@ -193,7 +302,9 @@ class InstanceCluster(Cluster):
             )
             conn.execute(sql.SQL("GRANT {} TO {} WITH ADMIN OPTION").format(sql.Identifier(RDS_ROLES[0]), role))
             if db_name and db_name != "postgres":
-                conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(db_name), role))
+                # FILE_COPY (PostgreSQL 14's way) writes a few WAL records instead of
+                # the whole template (8 MiB that every base backup and archive would carry).
+                conn.execute(sql.SQL("CREATE DATABASE {} OWNER {} STRATEGY FILE_COPY").format(sql.Identifier(db_name), role))
 
     def set_role_password(self, username: str, password: str) -> None:
         sql = _sql()
@@ -235,7 +346,7 @@ class Template:
     """The stopped cluster every instance is copied from (built once)."""
 
     def __init__(self, pg_dir: Path):
-        self.cluster = Cluster("template", pg_dir, port=0, logical=True, extra_conf=TEMPLATE_CONF)
+        self.cluster = Cluster("template", pg_dir, port=0, logical=True, extra_conf=TEMPLATE_CONF, initdb_args=TEMPLATE_INITDB)
         self.marker = self.cluster.root / "READY"
         self._lock = threading.Lock()
 
@@ -311,23 +422,60 @@ class Instance:
     owner: Any
     cluster: InstanceCluster
     master_username: str
+    region: str = ""
+    archive: WalArchive | None = None  # automated backups (BackupRetentionPeriod > 0)
+    base_backup: threading.Thread | None = field(default=None, repr=False)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    _latest: tuple[float, datetime.datetime | None] | None = field(default=None, repr=False)
 
     @property
     def port(self) -> int:
         return self.cluster.port
 
 
+@dataclass(frozen=True)
+class SnapshotSeed:
+    """Restore from a DB snapshot's files."""
+
+    files: SnapshotFiles
+
+
+@dataclass(frozen=True)
+class PointInTimeSeed:
+    """Restore ``source``'s automated backups to ``target`` (None: the latest time)."""
+
+    source: Instance
+    target: datetime.datetime | None
+
+
+def archive_timeout_s() -> int:
+    value = os.environ.get("LOCAL_RDS_ARCHIVE_TIMEOUT_S", "")
+    try:
+        return max(1, int(value)) if value else DEFAULT_ARCHIVE_TIMEOUT_S
+    except ValueError:
+        log.warning("LOCAL_RDS_ARCHIVE_TIMEOUT_S=%r is not a number of seconds; using %s", value, DEFAULT_ARCHIVE_TIMEOUT_S)
+        return DEFAULT_ARCHIVE_TIMEOUT_S
+
+
 class Fleet:
-    """Every instance server of one local AWS endpoint process."""
+    """Every instance server of one local AWS endpoint process, and their backups."""
+
+    # How long LatestRestorableTime of a running instance is reused (DescribeDBInstances
+    # polls would otherwise connect to every server each time).
+    LATEST_CACHE_S = 1.0
+    ARCHIVE_WAIT_S = 30.0
 
     def __init__(self, pg_dir: Path):
         self.template = Template(pg_dir)
         self.instances_dir = Path(pg_dir) / "instances"
+        self.wal_dir = Path(pg_dir) / "wal"
+        self.snapshots = SnapshotStore(pg_dir)
         self.owner_file = self.instances_dir / ".owner"
+        self.archive_timeout_s = archive_timeout_s()
         self._lock = threading.Lock()
         self._instances: dict[int, Instance] = {}
         self._version: str | None = None
+        self._script: Path | None = None
 
     # -- registry ---------------------------------------------------------------
     def get(self, owner: Any) -> Instance | None:
@@ -372,18 +520,97 @@ class Fleet:
                 return root
         raise LocalRDSError(f"no free data folder for {name} in {self.instances_dir}")
 
-    # -- lifecycle ------------------------------------------------------------------
-    def create(self, owner: Any, name: str, master: MasterUser, db_name: str | None, port: int | None = None) -> Instance:
-        """A new server from the template with the master role and database."""
-        started = time.monotonic()
-        template = self.template.ensure()
+    def _register(self, owner: Any, name: str, master_username: str, *, port: int | None, region: str, archive: bool) -> Instance:
         with self._lock:
             cluster = InstanceCluster(self._allocate_root(name), self._allocate_port(port))
             cluster.root.mkdir(parents=True)  # reserves the folder
-            instance = Instance(owner, cluster, master.username)
+            instance = Instance(owner, cluster, master_username, region)
+            if archive:
+                instance.archive = self._new_archive(name, region, cluster)
             self._instances[id(owner)] = instance
+        return instance
+
+    def _new_archive(self, name: str, region: str, cluster: InstanceCluster) -> WalArchive:
+        if self._script is None or not self._script.exists():
+            self._script = install_script(self.wal_dir)
+        taken = {i.archive.root for i in self._instances.values() if i.archive is not None}
+        root = allocate(self.wal_dir / safe_name(region or "local"), safe_name(name), taken)
+        archive = WalArchive(root, self._script, cluster.bindir, self.archive_timeout_s)
+        archive.archive_dir.mkdir(parents=True)
+        for path in (root, archive.archive_dir):
+            cluster._chown(path)  # noqa: SLF001 - the server's archive_command writes there
+        return archive
+
+    def _configure(self, instance: Instance) -> None:
+        """Archive settings of a seeded, not yet started cluster."""
+        cluster = instance.cluster
+        if instance.archive is not None:
+            cluster.append_conf(instance.archive.server_conf())
+            cluster.archiving = True
+        else:
+            cluster.append_conf({"archive_mode": "off"})
+
+    def _start_base_backup(self, instance: Instance, on_ready: Callable[[Instance], None] | None) -> None:
+        """The base backup point-in-time recovery starts from, in the background.
+
+        As RDS backs up a new instance after it is created: until it is done,
+        the instance has no restorable window (no ``LatestRestorableTime``) and
+        its automated snapshot is ``creating``. ``on_ready`` runs once it is done.
+        """
+        if instance.archive is None:
+            return
+        thread = threading.Thread(target=self._base_backup, args=(instance, on_ready), name=f"rds-base-{instance.cluster.name}", daemon=True)
+        instance.base_backup = thread
+        thread.start()
+
+    def _base_backup(self, instance: Instance, on_ready: Callable[[Instance], None] | None) -> None:
+        archive = instance.archive
+        assert archive is not None
+        try:
+            with instance.lock:
+                if self.get(instance.owner) is not instance:
+                    return  # deleted meanwhile
+                started = time.monotonic()
+                instance.cluster.backup_to(archive.base.root)
+                archive.earliest = now()
+                log.info("RDS instance %s: base backup in %.2fs", instance.cluster.name, time.monotonic() - started)
+            if on_ready is not None:
+                on_ready(instance)
+        except Exception:
+            log.exception("the base backup of RDS instance %s failed: it has no point-in-time recovery", instance.cluster.name)
+
+    def wait_base_backup(self, owner: Any, timeout: float = 60) -> bool:
+        """Wait for the background base backup (True when there is one, done)."""
+        instance = self._require(owner)
+        if instance.base_backup is not None:
+            instance.base_backup.join(timeout)
+        return instance.archive is not None and instance.archive.earliest is not None
+
+    # -- lifecycle ------------------------------------------------------------------
+    def create(
+        self,
+        owner: Any,
+        name: str,
+        master: MasterUser,
+        db_name: str | None,
+        *,
+        port: int | None = None,
+        region: str = "",
+        archive: bool = False,
+        on_ready: Callable[[Instance], None] | None = None,
+    ) -> Instance:
+        """A new server from the template with the master role and database.
+
+        With ``archive``, its WAL is archived from the start and a base backup
+        follows in the background (``on_ready`` runs when it is done).
+        """
+        started = time.monotonic()
+        template = self.template.ensure()
+        instance = self._register(owner, name, master.username, port=port, region=region, archive=archive)
+        cluster = instance.cluster
         try:
             cluster.seed(template)
+            self._configure(instance)
             cluster.start()
             cluster.rotate_admin_password()
             cluster.create_master(master, db_name)
@@ -391,7 +618,63 @@ class Fleet:
             self.destroy(owner, mode="immediate")
             raise
         log.info("RDS instance %s: PostgreSQL on 127.0.0.1:%s in %.2fs", name, cluster.port, time.monotonic() - started)
+        self._start_base_backup(instance, on_ready)
         return instance
+
+    def restore(
+        self,
+        owner: Any,
+        name: str,
+        master_username: str,
+        seed: SnapshotSeed | PointInTimeSeed,
+        *,
+        port: int | None = None,
+        region: str = "",
+        archive: bool = False,
+        on_ready: Callable[[Instance], None] | None = None,
+    ) -> Instance:
+        """A new server from a snapshot, or from automated backups at a point in time."""
+        started = time.monotonic()
+        instance = self._register(owner, name, master_username, port=port, region=region, archive=archive)
+        cluster = instance.cluster
+        try:
+            if isinstance(seed, SnapshotSeed):
+                cluster.seed_from(seed.files.data_dir, seed.files.password_file)
+                self._configure(instance)
+                cluster.start()  # a pg_basebackup copy recovers from its backup_label, a stopped copy just starts
+            else:
+                self._recover(instance, seed)
+            cluster.rotate_admin_password()
+        except Exception:
+            self.destroy(owner, mode="immediate")
+            raise
+        log.info("RDS instance %s restored on 127.0.0.1:%s in %.2fs", name, cluster.port, time.monotonic() - started)
+        self._start_base_backup(instance, on_ready)
+        return instance
+
+    def _recover(self, instance: Instance, seed: PointInTimeSeed) -> None:
+        """Base backup + archived WAL up to the target, then promote."""
+        source, cluster = seed.source, instance.cluster
+        if source.archive is None:
+            raise LocalRDSError("the source DB instance keeps no automated backups")
+        wal = cluster.root / "restore-wal"
+        with source.lock:
+            if seed.target is None:
+                self._seal(source)  # the latest restorable time is now: archive the current segment
+            plan = source.archive.plan(seed.target)
+            cluster.seed_from(Path(plan.base) / "data", Path(plan.base) / "superuser.pw")
+            plan.link_segments(wal)
+        self._configure(instance)
+        cluster.append_conf(plan.recovery_conf(wal))
+        signal_file = cluster.data_dir / "recovery.signal"
+        signal_file.touch()
+        cluster._chown(signal_file)  # noqa: SLF001
+        cluster.start()
+        cluster.wait_promoted()
+        cluster.remove_conf(RECOVERY_KEYS)
+        shutil.rmtree(wal, ignore_errors=True)
+        if cluster.archiving:
+            cluster.reload()  # wake the checkpointer now that recovery is over (see start())
 
     def _require(self, owner: Any) -> Instance:
         instance = self.get(owner)
@@ -405,6 +688,8 @@ class Fleet:
         if instance is not None:
             with instance.lock:
                 instance.cluster.destroy(mode)
+                if instance.archive is not None:
+                    instance.archive.destroy()
 
     def _do(self, owner: Any, action: str, *args: Any) -> Any:
         instance = self._require(owner)
@@ -415,19 +700,31 @@ class Fleet:
         return self._do(owner, "start")
 
     def stop(self, owner: Any) -> bool:
-        return self._do(owner, "stop")
+        instance = self._require(owner)
+        with instance.lock:
+            self._seal_before_stop(instance)
+            return instance.cluster.stop()
 
     def kill(self, owner: Any) -> bool:
-        return self._do(owner, "kill")
+        instance = self._require(owner)
+        with instance.lock:
+            if instance.archive is not None:
+                instance.archive.complete_until = None  # a crash: what was not archived waits in pg_wal
+            return instance.cluster.kill()
 
     def restart(self, owner: Any) -> None:
-        self._do(owner, "restart")
+        instance = self._require(owner)
+        with instance.lock:
+            self._seal_before_stop(instance)
+            instance.cluster.restart()
 
     def move(self, owner: Any, port: int) -> None:
         instance = self._require(owner)
         with self._lock:
             self.check_port(port, instance)
-        self._do(owner, "move", port)
+        with instance.lock:
+            self._seal_before_stop(instance)
+            instance.cluster.move(port)
 
     def set_master_password(self, owner: Any, password: str) -> None:
         instance = self._require(owner)
@@ -436,6 +733,98 @@ class Fleet:
 
     def is_running(self, owner: Any) -> bool:
         return self._do(owner, "is_running")
+
+    # -- backups ----------------------------------------------------------------------
+    def _seal(self, instance: Instance) -> None:
+        """Archive every change made so far (before a clean stop, or for the latest restore)."""
+        archive, cluster = instance.archive, instance.cluster
+        if archive is None or not cluster.is_running():
+            return
+        segment = cluster.switch_wal()
+        deadline = time.monotonic() + self.ARCHIVE_WAIT_S
+        while not archive.has(segment):
+            if time.monotonic() > deadline:
+                raise LocalRDSError(f"WAL segment {segment} was not archived within {self.ARCHIVE_WAIT_S:.0f}s; see {cluster.log_file}")
+            time.sleep(0.02)
+        archive.complete_until = now()
+        instance._latest = None  # noqa: SLF001
+
+    def _seal_before_stop(self, instance: Instance) -> None:
+        """Archive what is left before a clean stop; a stop never fails for it."""
+        try:
+            self._seal(instance)
+        except Exception:
+            log.exception("could not archive the last WAL of RDS instance %s before stopping it", instance.cluster.name)
+
+    def snapshot(self, owner: Any, snapshot: Any, identifier: str, region: str) -> SnapshotFiles:
+        """``CreateDBSnapshot``: a consistent copy of the instance's data now."""
+        instance = self._require(owner)
+        files = self.snapshots.reserve(snapshot, identifier, region)
+        try:
+            with instance.lock:
+                started = time.monotonic()
+                method = instance.cluster.backup_to(files.root)
+                files.taken = now()
+        except BaseException:
+            self.snapshots.delete(snapshot)
+            raise
+        log.info("RDS snapshot %s of %s (%s) in %.2fs", identifier, instance.cluster.name, method, time.monotonic() - started)
+        return files
+
+    def adopt_base(self, owner: Any, snapshot: Any, identifier: str, region: str) -> SnapshotFiles | None:
+        """The automated snapshot RDS makes at creation: the base backup's data (hard links)."""
+        instance = self.get(owner)
+        if instance is None or instance.archive is None or instance.archive.earliest is None:
+            return None
+        files = self.snapshots.reserve(snapshot, identifier, region)
+        try:
+            files.root.rmdir()
+            hardlink_copy(instance.archive.base.root, files.root)
+            files.taken = instance.archive.earliest
+        except BaseException:
+            self.snapshots.delete(snapshot)
+            raise
+        return files
+
+    def restorable_window(self, owner: Any) -> tuple[datetime.datetime | None, datetime.datetime | None]:
+        """(EarliestRestorableTime, LatestRestorableTime); (None, None) without automated backups.
+
+        The latest time is the last commit in archived WAL, or now when the
+        server runs and has committed nothing since (an idle instance, or one
+        whose changes are all archived), or the time of a clean stop.
+        """
+        instance = self._require(owner)
+        archive = instance.archive
+        if archive is None or archive.earliest is None:
+            return None, None
+        cached = instance._latest  # noqa: SLF001
+        if cached is not None and time.monotonic() - cached[0] < self.LATEST_CACHE_S:
+            return archive.earliest, cached[1]
+        latest = archive.last_commit()
+        fresh = latest is not None and (now() - latest).total_seconds() <= archive.timeout_s + 1
+        # Only the server can tell whether it committed anything not archived yet
+        # (a fresh archive needs no asking: it lags at most archive_timeout).
+        if not fresh and instance.lock.acquire(timeout=5):
+            try:
+                running = instance.cluster.postmaster_pid() is not None
+                last_commit = instance.cluster.last_commit_time() if running else None
+            except Exception as exc:  # a server that just crashed: the archive tells
+                if not type(exc).__module__.startswith("psycopg"):
+                    raise
+                running, last_commit = False, None
+            finally:
+                instance.lock.release()
+            checked = now()
+            if running and last_commit is None and archive.complete_until is not None:
+                latest = checked  # no commit since a clean stop sealed the archive
+            elif running and last_commit is not None and latest is not None and last_commit <= latest:
+                latest = checked  # every commit is archived
+            elif not running and archive.complete_until is not None:
+                latest = max(latest or archive.complete_until, archive.complete_until)
+        if latest is None or latest < archive.earliest:
+            latest = archive.earliest  # the base backup alone restores that moment
+        instance._latest = (time.monotonic(), latest)  # noqa: SLF001
+        return archive.earliest, latest
 
     # -- the endpoint process starting and stopping ------------------------------------
     def claim(self) -> None:
@@ -448,13 +837,22 @@ class Fleet:
         self.owner_file.write_text(f"{os.getpid()}\n")
 
     def shutdown(self) -> None:
-        """Stop every instance server and discard its data (moto's state dies with us)."""
+        """Stop every instance server and discard its data and backups (moto's state dies with us)."""
         started = time.monotonic()
         with self._lock:
             instances = list(self._instances.values())
             self._instances.clear()
+
+        def end(instance: Instance) -> None:
+            with instance.lock:  # after a backup that is running
+                instance.cluster.destroy("fast")
+                if instance.archive is not None:
+                    instance.archive.destroy()
+
         with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(lambda i: i.cluster.destroy("fast"), instances))
+            list(pool.map(end, instances))
+        self.snapshots.clear()
+        shutil.rmtree(self.wal_dir, ignore_errors=True)
         self.template.stop()
         self.owner_file.unlink(missing_ok=True)
         log.info("stopped %d RDS instance server(s) in %.1fs", len(instances), time.monotonic() - started)
@@ -478,8 +876,9 @@ def stop_leftovers(pg_dir: Path) -> list[str]:
     """Stop instance servers (and a template) left running, delete instance data.
 
     For a state dir whose endpoint process is gone (crashed or killed): its
-    moto state is lost, so its instance servers are orphans. Returns the
-    names of the instance folders removed.
+    moto state is lost, so its instance servers are orphans, and so are the
+    snapshots and WAL archives it kept. Returns the names of the instance
+    folders removed.
     """
     pg_dir = Path(pg_dir)
     instances_dir = pg_dir / "instances"
@@ -491,6 +890,8 @@ def stop_leftovers(pg_dir: Path) -> list[str]:
             log.exception("could not stop the leftover server in %s", root)
             continue
         removed.append(root.name)
+    for backups in (pg_dir / "snapshots", pg_dir / "wal"):
+        shutil.rmtree(backups, ignore_errors=True)
     template = Cluster("template", pg_dir, port=0)
     if template.is_running():
         template._run(["pg_ctl", "stop", "-D", str(template.data_dir), "-m", "immediate", "-w"])  # noqa: SLF001

@@ -13,8 +13,14 @@ Wrapped:
 * ``RDSBackend.modify_db_instance``  - master password, ``DBPortNumber``,
   ``ManageMasterUserPassword`` and ``RotateMasterUserPassword``;
 * ``RDSBackend.reboot/stop/start_db_instance``;
-* ``RDSBackend.restore_db_instance_*`` - not backed yet (snapshot data is a
-  later step): the restored instance keeps moto's unresolvable host name;
+* ``RDSBackend.create/copy/delete_db_snapshot`` - the snapshot's data on disk
+  (``snapshots.py``): ``pg_basebackup`` of the running server (also the final
+  snapshot of ``DeleteDBInstance`` and the one ``StopDBInstance`` may take);
+* ``RDSBackend.restore_db_instance_from_db_snapshot`` and
+  ``restore_db_instance_to_point_in_time`` - a new server from the snapshot's
+  data, or from the source's base backup and archived WAL up to the time;
+* ``DBInstance.latest_restorable_time`` - from the WAL archive;
+* ``RDSResponse.create_db_snapshot`` - the source must be ``available``;
 * ``RDSResponse.delete_db_instance`` - the API rule that a final snapshot is
   either named or explicitly skipped;
 * ``RDSBackend.describe/copy/modify_db_parameter_group(s)`` and
@@ -30,27 +36,43 @@ Wrapped:
 from __future__ import annotations
 
 import contextvars
+import datetime
 import functools
 import json
 import re
+import secrets
+import string
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from moto.rds.exceptions import InvalidDBInstanceStateFault, InvalidParameterCombination, InvalidParameterValue, RDSClientError
-from moto.rds.models import DBInstance, MasterUserSecret, RDSBackend
+from moto.rds.models import DBInstance, DBInstanceAutomatedBackup, DBSnapshot, MasterUserSecret, RDSBackend
 from moto.rds.responses import RDSResponse
 
 from local_aws.postgres import PostgresError
 
 from . import parameters
-from .instances import Fleet, LocalRDSError, MasterUser, PortUnavailable, new_password
+from .instances import Fleet, LocalRDSError, MasterUser, PointInTimeSeed, PortUnavailable, SnapshotSeed, new_password
 
 LOOPBACK = "127.0.0.1"
 ENGINE = "postgres"
 
 _installed: dict[str, Fleet] = {}
 _unbacked = contextvars.ContextVar("local_aws_rds_unbacked", default=False)
+
+
+@dataclass(frozen=True)
+class _Restore:
+    """What a restore call asks of the create_db_instance moto calls inside it."""
+
+    seed: SnapshotSeed | PointInTimeSeed
+    port: int | None  # Port of the request (moto would reuse the source's)
+    retention: int | None  # BackupRetentionPeriod of the request (moto drops a 0)
+
+
+_restore: contextvars.ContextVar[_Restore | None] = contextvars.ContextVar("local_aws_rds_restore", default=None)
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
 _RESERVED_ROLES = {"rdsadmin", "rdsrepladmin", "rds_superuser", "rds_replication", "public", "none", "current_role", "current_user", "session_user"}
@@ -150,6 +172,45 @@ def _forget(backend: RDSBackend, database: DBInstance) -> None:
         backend.delete_db_snapshot(snapshot.db_snapshot_identifier)
 
 
+def _resource_id() -> str:
+    """A ``DbiResourceId`` of our own (moto gives every instance the same one)."""
+    return "db-" + "".join(secrets.choice(string.ascii_uppercase + string.digits) for _ in range(26))
+
+
+def _automated_snapshots(backend: RDSBackend, database: DBInstance) -> list[DBSnapshot]:
+    identifier = database.db_instance_identifier
+    return [s for s in list(backend.database_snapshots.values()) if s.snapshot_type == "automated" and s.db_instance_identifier == identifier]
+
+
+def _prepare_automated_snapshots(backend: RDSBackend, database: DBInstance, archive: bool) -> None:
+    """The automated snapshot moto makes at creation: ``creating`` until the base backup is done.
+
+    Without automated backups (``BackupRetentionPeriod=0``) RDS has none: it goes.
+    """
+    for snapshot in _automated_snapshots(backend, database):
+        if archive:
+            snapshot.status = "creating"
+        else:
+            backend.delete_db_snapshot(snapshot.db_snapshot_identifier)
+
+
+def _automated_snapshots_ready(backend: RDSBackend, database: DBInstance) -> Callable[[Any], None]:
+    """Run by the base backup when it is done: the automated snapshot gets its data."""
+
+    def ready(_instance: Any) -> None:
+        for snapshot in _automated_snapshots(backend, database):
+            if snapshot.status != "creating" or fleet().snapshots.get(snapshot) is not None:
+                continue
+            if fleet().adopt_base(database, snapshot, snapshot.db_snapshot_identifier, database.region) is None:
+                continue
+            if backend.database_snapshots.get(snapshot.db_snapshot_identifier) is not snapshot:
+                fleet().snapshots.delete(snapshot)  # deleted meanwhile
+                continue
+            snapshot.status = "available"
+
+    return ready
+
+
 @contextmanager
 def _server_errors(identifier: str, creating: bool = False) -> Iterator[None]:
     try:
@@ -168,6 +229,9 @@ def create_db_instance(original: Callable[..., DBInstance], backend: RDSBackend,
         database = original(backend, db_kwargs)
         parameters.gp3_baseline(database)
         return database
+    restore = _restore.get()
+    if restore is not None:
+        return _create_restored(original, backend, db_kwargs, restore)
     username = validate_master_username(db_kwargs.get("master_username"))
     password = _requested_password(db_kwargs)
     db_name = validate_db_name(db_kwargs.get("db_name"))
@@ -182,11 +246,56 @@ def create_db_instance(original: Callable[..., DBInstance], backend: RDSBackend,
     try:
         with _server_errors(identifier, creating=True):
             master = MasterUser(username, password or managed_password(database))
-            instance = fleet().create(database, database.db_instance_identifier, master, db_name, port)
+            archive = database.backup_retention_period > 0
+            _prepare_automated_snapshots(backend, database, archive)
+            ready = _automated_snapshots_ready(backend, database)
+            instance = fleet().create(
+                database, database.db_instance_identifier, master, db_name, port=port, region=database.region, archive=archive, on_ready=ready
+            )
     except Exception:
         _forget(backend, database)
         raise
     database.port = instance.port
+    database.dbi_resource_id = _resource_id()
+    parameters.gp3_baseline(database)
+    return database
+
+
+def _create_restored(original: Callable[..., DBInstance], backend: RDSBackend, db_kwargs: Any, restore: _Restore) -> DBInstance:
+    """The create_db_instance inside moto's restores: the server comes from the seed's data."""
+    identifier = str(db_kwargs.get("db_instance_identifier", "")).lower()
+    with _server_errors(identifier, creating=True):
+        if restore.port:
+            fleet().check_port(restore.port)
+    db_kwargs.pop("port", None)  # the source's port: taken while the source runs on 127.0.0.1
+    if restore.retention is not None:
+        db_kwargs["backup_retention_period"] = restore.retention
+    database = original(backend, db_kwargs)
+    try:
+        with _server_errors(identifier, creating=True):
+            # The master user and password are those in the restored data. RDS
+            # manages the password of restored instances only for Oracle.
+            if getattr(database, "master_user_secret", None) is not None:
+                database.master_user_secret.delete_secret()
+                del database.master_user_secret
+            database.manage_master_user_password = False
+            archive = database.backup_retention_period > 0
+            _prepare_automated_snapshots(backend, database, archive)
+            instance = fleet().restore(
+                database,
+                database.db_instance_identifier,
+                database.master_username,
+                restore.seed,
+                port=restore.port,
+                region=database.region,
+                archive=archive,
+                on_ready=_automated_snapshots_ready(backend, database),
+            )
+    except Exception:
+        _forget(backend, database)
+        raise
+    database.port = instance.port
+    database.dbi_resource_id = _resource_id()
     parameters.gp3_baseline(database)
     return database
 
@@ -283,12 +392,204 @@ def start_db_instance(original: Callable[..., DBInstance], backend: RDSBackend, 
 
 
 def unbacked(original: Callable[..., DBInstance], backend: RDSBackend, *args: Any, **kwargs: Any) -> DBInstance:
-    """Restores are moto-only until snapshots carry data (a later step)."""
+    """moto's call alone (read replicas; restores of snapshots that carry no data)."""
     token = _unbacked.set(True)
     try:
         return original(backend, *args, **kwargs)
     finally:
         _unbacked.reset(token)
+
+
+def _as_restored(database: DBInstance, overrides: Any) -> DBInstance:
+    """What AWS gives a restored instance that moto copies from the source instead.
+
+    moto copies every attribute of the source and applies only truthy overrides, so a restore of a
+    deletion-protected instance came out protected even with DeletionProtection=false. On AWS a restore
+    is protected only when the call says so (the parameter's default is false).
+    """
+    database.deletion_protection = bool(overrides.get("deletion_protection"))
+    return database
+
+
+def _seeded(seed: SnapshotSeed | PointInTimeSeed, overrides: Any, call: Callable[[], DBInstance]) -> DBInstance:
+    port, retention = overrides.get("port"), overrides.get("backup_retention_period")
+    token = _restore.set(_Restore(seed, int(port) if port else None, None if retention is None else int(retention)))
+    try:
+        return call()
+    finally:
+        _restore.reset(token)
+
+
+# -- snapshots ------------------------------------------------------------------------------------
+def create_db_snapshot(
+    original: Callable[..., DBSnapshot], backend: RDSBackend, db_instance_identifier: str, db_snapshot_identifier: str, *args: Any, **kwargs: Any
+) -> DBSnapshot:
+    """The snapshot's data: also for DeleteDBInstance's final and StopDBInstance's snapshot (server still up)."""
+    snapshot = original(backend, db_instance_identifier, db_snapshot_identifier, *args, **kwargs)
+    database = backend.databases.get(db_instance_identifier)
+    if database is None or fleet().get(database) is None:
+        return snapshot  # another engine, or the automated snapshot moto takes before the server exists
+    try:
+        with _server_errors(database.db_instance_identifier):
+            fleet().snapshot(database, snapshot, snapshot.db_snapshot_identifier, backend.region_name)
+    except Exception:
+        backend.database_snapshots.pop(snapshot.db_snapshot_identifier, None)
+        raise
+    return snapshot
+
+
+def response_create_db_snapshot(original: Callable[..., Any], response: RDSResponse) -> Any:
+    """CreateDBSnapshot: "The source DB instance must be in the available ... state"."""
+    database = response.backend.databases.get(response.params.get("DBInstanceIdentifier") or "")
+    if database is not None and fleet().get(database) is not None and database.status not in ("available", "storage-optimization"):
+        raise RDSClientError("InvalidDBInstanceState", f"Instance {database.db_instance_identifier} is not in available state (it is {database.status}).")
+    return original(response)
+
+
+def _require_snapshot_available(backend: RDSBackend, snapshot: DBSnapshot) -> None:
+    if snapshot.status == "creating" and snapshot.snapshot_type == "automated":
+        # The base backup after creation runs in the background while the API
+        # already says available (RDS says backing-up): wait for it.
+        live = backend.databases.get(snapshot.db_instance_identifier)
+        if live is not None and fleet().get(live) is not None:
+            fleet().wait_base_backup(live)
+    if snapshot.status != "available":
+        raise RDSClientError("InvalidDBSnapshotState", f"DB snapshot {snapshot.db_snapshot_identifier} is not available (it is {snapshot.status}).")
+
+
+def copy_db_snapshot(
+    original: Callable[..., DBSnapshot], backend: RDSBackend, source_db_snapshot_identifier: str, target_db_snapshot_identifier: str, *args: Any, **kwargs: Any
+) -> DBSnapshot:
+    """CopyDBSnapshot (also from another region by ARN): the data is copied too."""
+    source = _snapshot_of(backend, source_db_snapshot_identifier)
+    if source is not None:
+        _require_snapshot_available(backend, source)
+    target = original(backend, source_db_snapshot_identifier, target_db_snapshot_identifier, *args, **kwargs)
+    files = fleet().snapshots.get(source) if source is not None else None
+    if files is None:
+        return target
+    try:
+        with _server_errors(target.db_snapshot_identifier):
+            fleet().snapshots.copy(files, target, target.db_snapshot_identifier, backend.region_name)
+    except Exception:
+        backend.database_snapshots.pop(target.db_snapshot_identifier, None)
+        raise
+    return target
+
+
+def delete_db_snapshot(original: Callable[..., DBSnapshot], backend: RDSBackend, *args: Any, **kwargs: Any) -> DBSnapshot:
+    snapshot = original(backend, *args, **kwargs)
+    fleet().snapshots.delete(snapshot)
+    return snapshot
+
+
+def _snapshot_of(backend: RDSBackend, identifier: str) -> DBSnapshot | None:
+    try:
+        if identifier.startswith("arn:"):
+            return backend.get_db_snapshot(identifier)
+        return backend.describe_db_snapshots(db_instance_identifier=None, db_snapshot_identifier=identifier)[0]
+    except (RDSClientError, IndexError):
+        return None  # moto's own call reports it
+
+
+def restore_db_instance_from_db_snapshot(original: Callable[..., DBInstance], backend: RDSBackend, from_snapshot_id: str, overrides: Any) -> DBInstance:
+    snapshot = _snapshot_of(backend, from_snapshot_id)
+    backed = snapshot is not None and snapshot.engine == ENGINE and not getattr(snapshot.database, "db_cluster_identifier", None)
+    if not backed:
+        return _as_restored(unbacked(original, backend, from_snapshot_id, overrides), overrides)
+    _require_snapshot_available(backend, snapshot)
+    files = fleet().snapshots.get(snapshot)
+    if files is None:
+        raise RDSClientError(
+            "InvalidDBSnapshotState",
+            f"DB snapshot {snapshot.db_snapshot_identifier} holds no data in local RDS (it was not taken from a running local instance).",
+        )
+    _fit_region(backend, snapshot, overrides)
+    return _as_restored(_seeded(SnapshotSeed(files), overrides, lambda: original(backend, from_snapshot_id, overrides)), overrides)
+
+
+def _fit_region(backend: RDSBackend, snapshot: DBSnapshot, overrides: Any) -> None:
+    """A snapshot copied from another region describes an instance of that region.
+
+    moto reuses the source instance's DB subnet group and Availability Zone,
+    which the restore's region lacks; RDS uses the region's ``default`` group
+    and one of its zones unless the request names them.
+    """
+    source = snapshot.database
+    if source.region == backend.region_name:
+        return
+    if not overrides.get("availability_zone"):
+        overrides["availability_zone"] = f"{backend.region_name}a"
+    group = getattr(source, "_db_subnet_group_name", None)
+    if not overrides.get("db_subnet_group_name") and group and group not in backend.subnet_groups:
+        from local_aws.moto_fixes import default_subnet_group  # noqa: PLC0415 - installed after local RDS
+
+        default = default_subnet_group(backend)
+        if default is not None:
+            overrides["db_subnet_group_name"] = default
+
+
+# -- point-in-time recovery --------------------------------------------------------------------------
+def _as_utc(value: Any) -> datetime.datetime:
+    if isinstance(value, str):
+        value = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=datetime.UTC)
+    return value.astimezone(datetime.UTC)
+
+
+def _iso(value: datetime.datetime) -> str:
+    return value.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _source_by_resource_id(backend: RDSBackend, resource_id: str) -> str:
+    for database in backend.databases.values():
+        if database.dbi_resource_id == resource_id and fleet().get(database) is not None:
+            return database.db_instance_identifier
+    raise RDSClientError("DBInstanceAutomatedBackupNotFound", f"No automated backup for the DB instance with resource ID {resource_id} was found.")
+
+
+def restore_db_instance_to_point_in_time(
+    original: Callable[..., DBInstance], backend: RDSBackend, source_db_identifier: str | None, target_db_identifier: str, overrides: Any
+) -> DBInstance:
+    if not source_db_identifier and overrides.get("source_dbi_resource_id"):
+        source_db_identifier = _source_by_resource_id(backend, overrides["source_dbi_resource_id"])
+    if not source_db_identifier:
+        raise InvalidParameterCombination("One of SourceDBInstanceIdentifier, SourceDbiResourceId or SourceDBInstanceAutomatedBackupsArn must be specified.")
+    database = backend.describe_db_instances(source_db_identifier)[0]
+    instance = fleet().get(database)
+    if instance is None:
+        return _as_restored(unbacked(original, backend, source_db_identifier, target_db_identifier, overrides), overrides)
+    restore_time, use_latest = overrides.get("restore_time"), bool(overrides.get("use_latest_restorable_time"))
+    if restore_time and use_latest:
+        raise InvalidParameterCombination("Cannot specify both RestoreTime and UseLatestRestorableTime.")
+    if not restore_time and not use_latest:
+        raise InvalidParameterCombination("Either RestoreTime or UseLatestRestorableTime must be specified.")
+    if database.backup_retention_period == 0:
+        raise RDSClientError(
+            "PointInTimeRestoreNotEnabled",
+            f"Point-in-time restore is not enabled for DB instance {database.db_instance_identifier}: its BackupRetentionPeriod is 0.",
+        )
+    if instance.archive is None:
+        raise RDSClientError(
+            "PointInTimeRestoreNotEnabled",
+            f"DB instance {database.db_instance_identifier} keeps no WAL archive: local RDS archives WAL only for instances "
+            "created or restored with BackupRetentionPeriod > 0, not after a ModifyDBInstance that turns backups on.",
+        )
+    fleet().wait_base_backup(database)  # RDS says backing-up until its first backup is done
+    target = None
+    if restore_time:
+        target = _as_utc(restore_time)
+        with _server_errors(database.db_instance_identifier):
+            earliest, latest = fleet().restorable_window(database)
+        if earliest is None or latest is None or not earliest <= target <= latest:
+            window = f"{_iso(earliest)} to {_iso(latest)}" if earliest and latest else "empty"
+            raise RDSClientError(
+                "InvalidRestoreFault",
+                f"The restore time {_iso(target)} is outside the restorable window of DB instance {database.db_instance_identifier} ({window}).",
+            )
+    seed = PointInTimeSeed(instance, target)
+    return _as_restored(_seeded(seed, overrides, lambda: original(backend, source_db_identifier, target_db_identifier, overrides)), overrides)
 
 
 def response_delete_db_instance(original: Callable[..., Any], response: RDSResponse) -> Any:
@@ -305,6 +606,23 @@ class _LoopbackAddress(property):
     """``DBInstance.address``: 127.0.0.1 for instances backed by a server."""
 
 
+class _RestorableTime(property):
+    """``DBInstance.latest_restorable_time``: from the WAL archive of backed instances."""
+
+
+def _latest_restorable_time(original: property) -> property:
+    def latest_restorable_time(self: DBInstance) -> datetime.datetime | None:
+        installed = _installed.get("fleet")
+        if installed is None or installed.get(self) is None:
+            return original.fget(self)
+        try:
+            return installed.restorable_window(self)[1]
+        except (LocalRDSError, PostgresError, OSError):
+            return None
+
+    return _RestorableTime(latest_restorable_time)
+
+
 def _address(original: property) -> property:
     def address(self: DBInstance) -> str:
         installed = _installed.get("fleet")
@@ -315,6 +633,42 @@ def _address(original: property) -> property:
     return _LoopbackAddress(address)
 
 
+def _automated_backup_detail(name: str) -> property:
+    """``DescribeDBInstanceAutomatedBackups``: what moto leaves out, from the live instance."""
+
+    def get(self: DBInstanceAutomatedBackup) -> Any:
+        database = self.backend.databases.get(self.db_instance_identifier)
+        installed = _installed.get("fleet")
+        if database is None:
+            return None
+        if name == "restore_window":
+            if installed is None or installed.get(database) is None:
+                return None
+            try:
+                earliest, latest = installed.restorable_window(database)
+            except (LocalRDSError, PostgresError, OSError):
+                return None
+            return {"EarliestTime": earliest, "LatestTime": latest} if earliest is not None else None
+        return getattr(database, name, None)
+
+    return property(get)
+
+
+_AUTOMATED_BACKUP_DETAILS = (
+    "restore_window",
+    "dbi_resource_id",
+    "db_instance_arn",
+    "region",
+    "engine",
+    "engine_version",
+    "master_username",
+    "allocated_storage",
+    "port",
+    "backup_retention_period",
+    "instance_create_time",
+)
+
+
 # -- installing ---------------------------------------------------------------------------------
 _BACKEND_WRAPPERS: dict[str, Callable[..., Any]] = {
     "create_db_instance": create_db_instance,
@@ -323,8 +677,11 @@ _BACKEND_WRAPPERS: dict[str, Callable[..., Any]] = {
     "reboot_db_instance": reboot_db_instance,
     "stop_db_instance": stop_db_instance,
     "start_db_instance": start_db_instance,
-    "restore_db_instance_from_db_snapshot": unbacked,
-    "restore_db_instance_to_point_in_time": unbacked,
+    "create_db_snapshot": create_db_snapshot,
+    "copy_db_snapshot": copy_db_snapshot,
+    "delete_db_snapshot": delete_db_snapshot,
+    "restore_db_instance_from_db_snapshot": restore_db_instance_from_db_snapshot,
+    "restore_db_instance_to_point_in_time": restore_db_instance_to_point_in_time,
     "describe_db_parameter_groups": parameters.describe_db_parameter_groups,
     "copy_db_parameter_group": parameters.copy_db_parameter_group,
     "modify_db_parameter_group": parameters.modify_db_parameter_group,
@@ -348,7 +705,13 @@ def install(instances: Fleet) -> None:
     for name, wrapper in _BACKEND_WRAPPERS.items():
         _wrap(RDSBackend, name, wrapper)
     _wrap(RDSResponse, "delete_db_instance", response_delete_db_instance)
+    _wrap(RDSResponse, "create_db_snapshot", response_create_db_snapshot)
     _wrap(RDSResponse, "describe_db_parameters", parameters.response_describe_db_parameters)
     if not isinstance(DBInstance.address, _LoopbackAddress):
         DBInstance.address = _address(DBInstance.address)
+    if not isinstance(DBInstance.latest_restorable_time, _RestorableTime):
+        DBInstance.latest_restorable_time = _latest_restorable_time(DBInstance.latest_restorable_time)
+    for name in _AUTOMATED_BACKUP_DETAILS:
+        if name not in DBInstanceAutomatedBackup.__dict__:
+            setattr(DBInstanceAutomatedBackup, name, _automated_backup_detail(name))
     MasterUserSecret._generate_secret_string = _secret_string  # noqa: SLF001

@@ -6,6 +6,8 @@
                                            connections drop, the API still
                                            says ``available``)
 ``POST /_local/rds/instances/<id>/start``  start its server again
+``GET  /_local/rds/snapshots``             every DB snapshot that holds data,
+                                           with its folder and size
 
 A POST body may carry ``{"region": "..."}`` when the same identifier exists in
 several regions or accounts.
@@ -17,15 +19,24 @@ from typing import Any
 
 from local_aws.control import ControlError, route
 
-from .instances import Instance
+from .instances import Fleet, Instance
 from .moto_rds import _installed
+from .snapshots import SnapshotFiles
 
 
-def _instances() -> list[Instance]:
+def _fleet() -> Fleet:
     installed = _installed.get("fleet")
     if installed is None:
         raise ControlError(503, "local RDS is not installed in this endpoint")
-    return installed.all()
+    return installed
+
+
+def _instances() -> list[Instance]:
+    return _fleet().all()
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
 
 
 def describe(instance: Instance) -> dict[str, Any]:
@@ -43,6 +54,23 @@ def describe(instance: Instance) -> dict[str, Any]:
         "log_file": str(cluster.log_file),
         "running": cluster.is_running(),
         "pid": cluster.postmaster_pid(),
+        "wal_archive": str(instance.archive.archive_dir) if instance.archive is not None else None,
+        "base_backup": str(instance.archive.base.data_dir) if instance.archive is not None else None,
+        "earliest_restorable_time": _iso(instance.archive.earliest) if instance.archive is not None else None,
+    }
+
+
+def describe_snapshot(files: SnapshotFiles) -> dict[str, Any]:
+    snapshot = files.owner
+    return {
+        "id": snapshot.db_snapshot_identifier,
+        "region": snapshot.region,
+        "account": snapshot.account_id,
+        "type": snapshot.snapshot_type,
+        "db_instance": snapshot.db_instance_identifier,
+        "data_dir": str(files.data_dir),
+        "taken": _iso(files.taken),
+        "bytes": files.size(),
     }
 
 
@@ -69,8 +97,7 @@ def get_instance(body: Any, identifier: str) -> tuple[int, Any]:
 @route("POST", "/_local/rds/instances/<identifier>/kill")
 def kill_instance(body: Any, identifier: str) -> tuple[int, Any]:
     instance = find(identifier, body)
-    with instance.lock:
-        killed = instance.cluster.kill()
+    killed = _fleet().kill(instance.owner)
     return 200, {**describe(instance), "killed": killed}
 
 
@@ -80,3 +107,8 @@ def start_instance(body: Any, identifier: str) -> tuple[int, Any]:
     with instance.lock:
         started = instance.cluster.start()
     return 200, {**describe(instance), "started": started}
+
+
+@route("GET", "/_local/rds/snapshots")
+def list_snapshots(_body: Any) -> tuple[int, Any]:
+    return 200, {"snapshots": [describe_snapshot(f) for f in _fleet().snapshots.all()]}
