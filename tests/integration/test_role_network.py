@@ -196,9 +196,26 @@ def test_network_lifecycle_flow_logs_nat_mode_temporary_rule_and_absent(stack, c
     ec2 = stack.client("ec2")
     cfn = stack.client("cloudformation")
 
+    # playbooks/migrate.yml opens the database to the legacy server (entry point db_access) ...
+    # (with the same inventory as the converges: the entry point keeps the database group's other rules as configured)
+    inventory = {**base, "network_db_extra_ingress_cidrs": [MIGRATION_SOURCE]}
+    opened = run_playbook(stack.env(), PLAYBOOK, {**inventory, "it_entry_point": "db_access", "network_db_access_cidrs": ["198.51.100.9/32"]})
+    assert opened.rc == 0, opened.explain()
+    assert opened.outputs("network_outputs")["db_migration_cidrs"] == ["198.51.100.9/32"]
+    assert opened.outputs("network_outputs")["db_migration_egress"] == [{"cidr": "198.51.100.9/32", "port": 5432}]
+    db_group_task = "Security group of the database - only the app servers (and temporary migration sources), no other egress"
+    assert opened.changed_tasks(without_role=True) == [db_group_task]
+
+    # ... and a converge meanwhile keeps those rules: only the flow logs change.
     first = run_playbook(stack.env(), PLAYBOOK, {**base, "network_db_extra_ingress_cidrs": [MIGRATION_SOURCE], "network_flow_logs_enabled": True})
     assert first.rc == 0, first.explain()
     assert first.changed_tasks() == [FLOW_LOGS_TASK]
+    assert first.outputs("network_outputs")["db_migration_cidrs"] == ["198.51.100.9/32"]
+    closed = run_playbook(
+        stack.env(), PLAYBOOK, {**inventory, "it_entry_point": "db_access", "network_db_access_cidrs": ["198.51.100.9/32"], "network_db_access_state": "closed"}
+    )
+    assert closed.rc == 0, closed.explain()
+    assert closed.outputs("network_outputs")["db_migration_cidrs"] == [] and closed.outputs("network_outputs")["db_migration_egress"] == []
     [vpc] = _vpcs(ec2, prefix)
     vpc_id = vpc["VpcId"]
     [flow_log] = ec2.describe_flow_logs(Filters=[{"Name": "resource-id", "Values": [vpc_id]}])["FlowLogs"]
