@@ -139,7 +139,7 @@ def test_site_refuses_a_bad_extra_var_before_any_aws_call(env, bad, named):
             id="short-retention-not-allowed",
         ),
         pytest.param(["storage_state=absent", "storage_confirm_delete=false"], "set storage_confirm_delete: true to confirm", id="delete-not-confirmed"),
-        pytest.param(["network_db_port=70000"], "network_db_port must be TCP ports", id="port"),
+        pytest.param(["network_db_port=70000"], "must be TCP ports 1-65535 (got [80, 443], 80, 70000, 5432)", id="port"),
         pytest.param(["cdn_wait_timeout=5"], "cdn_wait_timeout must be at least 60", id="cdn-timeout"),
         pytest.param(["pipeline_log_retention_days=42"], "pipeline_log_retention_days must be one of", id="log-retention"),
         pytest.param(["observability_kms_key_deletion_days=3"], "observability_kms_key_deletion_days must be between 7 and 30", id="key-deletion-days"),
