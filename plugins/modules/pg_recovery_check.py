@@ -181,20 +181,9 @@ from ansible_collections.fastier.platform.plugins.module_utils.common import Fas
 from ansible_collections.fastier.platform.plugins.module_utils.pg_cutover.conn import HAS_PSYCOPG
 from ansible_collections.fastier.platform.plugins.module_utils.pg_cutover.conn import PSYCOPG_IMPORT_ERROR
 from ansible_collections.fastier.platform.plugins.module_utils.pg_cutover.conn import Endpoint
+from ansible_collections.fastier.platform.plugins.module_utils.pg_cutover.conn import endpoint_spec
 from ansible_collections.fastier.platform.plugins.module_utils.pg_cutover.conn import scrub
 from ansible_collections.fastier.platform.plugins.module_utils import recovery
-
-
-def endpoint_spec():
-    return dict(
-        host=dict(type="str", default="localhost"),
-        port=dict(type="int", default=5432),
-        dbname=dict(type="str", required=True),
-        user=dict(type="str", required=True),
-        password=dict(type="str", no_log=True),
-        sslmode=dict(type="str", default="prefer", choices=["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]),
-        connect_timeout=dict(type="int", default=10),
-    )
 
 
 def connect(module, role, params, secrets):

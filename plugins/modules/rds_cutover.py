@@ -476,28 +476,15 @@ from ansible.module_utils.basic import missing_required_lib
 from ansible_collections.fastier.platform.plugins.module_utils.common import FastierModule
 from ansible_collections.fastier.platform.plugins.module_utils.pg_cutover.conn import HAS_PSYCOPG
 from ansible_collections.fastier.platform.plugins.module_utils.pg_cutover.conn import PSYCOPG_IMPORT_ERROR
+from ansible_collections.fastier.platform.plugins.module_utils.pg_cutover.conn import endpoint_spec
 from ansible_collections.fastier.platform.plugins.module_utils.pg_cutover.engine import Cutover
 from ansible_collections.fastier.platform.plugins.module_utils.pg_cutover.engine import CutoverFailed
 
 
-def endpoint_spec():
-    return dict(
-        host=dict(type="str", default="localhost"),
-        port=dict(type="int", default=5432),
-        dbname=dict(type="str", required=True),
-        user=dict(type="str", required=True),
-        password=dict(type="str", no_log=True),
-        sslmode=dict(type="str", default="prefer", choices=["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]),
-        connect_timeout=dict(type="int", default=10),
-        host_from_target=dict(type="str"),
-        port_from_target=dict(type="int"),
-    )
-
-
 def argument_spec():
     return dict(
-        source=dict(type="dict", required=True, options=endpoint_spec()),
-        target=dict(type="dict", required=True, options=endpoint_spec()),
+        source=dict(type="dict", required=True, options=endpoint_spec(with_replication_address=True)),
+        target=dict(type="dict", required=True, options=endpoint_spec(with_replication_address=True)),
         method=dict(type="str", choices=["logical", "dump_restore"]),
         phase=dict(type="str", default="all", choices=["all", "copy", "sync", "cutover", "rollback", "status", "fallback", "release"]),
         fallback=dict(type="bool", default=False),

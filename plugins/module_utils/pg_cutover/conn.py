@@ -42,6 +42,22 @@ STABLE_SESSION = (
 )
 
 
+def endpoint_spec(with_replication_address=False):
+    """Argument spec of a PostgreSQL endpoint option (rds_cutover's source/target, pg_recovery_check's databases)."""
+    spec = dict(
+        host=dict(type="str", default="localhost"),
+        port=dict(type="int", default=5432),
+        dbname=dict(type="str", required=True),
+        user=dict(type="str", required=True),
+        password=dict(type="str", no_log=True),
+        sslmode=dict(type="str", default="prefer", choices=["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]),
+        connect_timeout=dict(type="int", default=10),
+    )
+    if with_replication_address:
+        spec.update(host_from_target=dict(type="str"), port_from_target=dict(type="int"))
+    return spec
+
+
 class Endpoint:
     """One side of the cut-over (``role`` is ``source`` or ``target``)."""
 

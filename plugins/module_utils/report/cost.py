@@ -25,6 +25,8 @@ __metaclass__ = type
 import math
 from decimal import ROUND_HALF_UP, Decimal
 
+from .model import _bool, _int
+
 CENT = Decimal("0.01")
 
 DEFAULT_ASSUMPTIONS = {
@@ -62,21 +64,6 @@ def money(value):
 
 def _dec(value):
     return Decimal(str(value))
-
-
-def _int(value, default=None):
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return default
-
-
-def _bool(value):
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        return value.strip().lower() in ("true", "yes", "1", "on")
-    return bool(value)
 
 
 def pick(configured, live, basis):
