@@ -5,8 +5,10 @@
 # The suites spend most of their time in ansible-playbook processes and in
 # waits on the local AWS, so they share the machine: the molecule scenarios run
 # beside the pytest suites (TEST_WORKERS processes, whole files per worker so a
-# module's converged fixture is built once). Every test and scenario names its
-# resources apart (a unique platform name or environment), so they never meet.
+# module's converged fixture is built once; the longest files first, as
+# tests/conftest.py orders them, not xdist's most-tests-first). Every test and
+# scenario names its resources apart (a unique platform name or environment), so
+# they never meet.
 #
 #   TEST_WORKERS=1 make test      # everything one after the other
 #   PYTEST_ARGS='-k storage' make test
@@ -27,7 +29,7 @@ fi
 echo "test: molecule scenarios in the background (log: $log)"
 tools/molecule-all.sh >"$log" 2>&1 &
 molecule_pid=$!
-python -m pytest -n "$workers" --dist loadfile --durations=25 ${PYTEST_ARGS:-}
+python -m pytest -n "$workers" --dist loadfile --no-loadscope-reorder --durations=25 ${PYTEST_ARGS:-}
 pytest_rc=$?
 echo "test: pytest done after $((SECONDS - started)) s (rc=$pytest_rc); waiting for molecule"
 wait "$molecule_pid"
