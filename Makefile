@@ -5,6 +5,7 @@
 #   make lint        ansible-lint (production), ansible-test sanity, ruff
 #   make local-up    start the local AWS endpoint and its PostgreSQL clusters
 #   make local-down  stop exactly what local-up started
+#   make bench-deploy  requests counted at the live URL during deploys, a rollback and a crash
 #
 # Nothing here calls Ansible Galaxy: the `ansible` package from PyPI carries
 # amazon.aws, community.aws and community.postgresql.
@@ -99,6 +100,12 @@ test: collection postgres graphviz haproxy
 # address is in the environment (LOCAL_AWS_ENDPOINT, ...).
 test-stack:
 	@tools/test-all.sh
+
+# --- benchmarks ---------------------------------------------------------------------
+# Figures, not pass/fail. Each starts a private local AWS on free ports.
+.PHONY: bench-deploy
+bench-deploy: collection postgres haproxy
+	@env -u LOCAL_AWS_ENDPOINT $(BIN)/python -m bench.deploy_under_load $(BENCH_ARGS)
 
 # --- lint ---------------------------------------------------------------------------
 .PHONY: lint ruff ansible-lint sanity

@@ -4,6 +4,7 @@ up       start the PostgreSQL clusters and the endpoint, return once it answers
 down     stop exactly what ``up`` started (recorded in <state>/state.json)
 status   show what runs
 env      print shell ``export`` lines for clients of the endpoint
+url      the live URL of a Route 53 record (its front door), or every record's
 run      up, run a command with the client environment, down (always)
 serve    run the endpoint in the foreground (what ``up`` starts)
 """
@@ -177,6 +178,10 @@ def stop_stack(settings: Settings) -> None:
 
     for leftover in stop_eb_leftovers_in(settings):
         say(f"Elastic Beanstalk {leftover} stopped (left by a crashed endpoint)")
+    from .frontdoor import stop_leftovers_in as stop_door_leftovers_in
+
+    for leftover in stop_door_leftovers_in(settings):
+        say(f"front door {leftover} stopped (left by a crashed endpoint)")
     clusters = clusters_for(settings.pg_dir, settings.legacy_pg_port)
     for name in state.get("started_clusters", []):
         cluster = clusters.get(name)
@@ -203,6 +208,84 @@ def cmd_status(settings: Settings) -> int:
     return 0 if health else 3
 
 
+def front_door_records(settings: Settings) -> list[dict[str, Any]] | None:
+    """The front door's records: from the endpoint, or from ``<state>/frontdoor.json`` when it does not answer."""
+    try:
+        with urllib.request.urlopen(f"{settings.endpoint}/_local/frontdoor", timeout=5) as resp:  # noqa: S310 - loopback http
+            return json.loads(resp.read())["records"]
+    except (urllib.error.URLError, OSError, ValueError, KeyError):
+        pass
+    try:
+        return json.loads((settings.state_dir / "frontdoor.json").read_text())["records"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _targets(record: dict[str, Any]) -> str:
+    parts = []
+    for target in record.get("targets", []):
+        where = f"{target['environment_name']} ({target.get('version_label') or 'no version'})" if target.get("environment_name") else target["name"]
+        served = "" if target.get("url") else ", not served"
+        parts.append(f"{where} {target['share'] * 100:.0f}%{served}")
+    return ", ".join(parts) or "nothing"
+
+
+def _answers(url: str) -> bool:
+    """Whether the app answers at ``url`` (any status below 500: a 404 is an app that runs)."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - loopback http
+            return resp.status < 500
+    except urllib.error.HTTPError as err:
+        return err.code < 500
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def cmd_url(settings: Settings, name: str | None, wait_s: float, as_json: bool) -> int:
+    """Print the live URL of record ``name`` (every record without a name); rc 1 when there is none.
+
+    With ``wait_s``, wait until an environment that runs its version answers there (rc 1 if none does by then).
+    """
+    deadline = time.monotonic() + wait_s
+    while True:
+        records = front_door_records(settings)
+        if records is None:
+            registry = settings.state_dir / "frontdoor.json"
+            print(f"local-aws: neither the endpoint {settings.endpoint} nor {registry} answers: is the local AWS up?", file=sys.stderr)
+            return 1
+        if name is None:
+            if as_json:
+                print(json.dumps(records, indent=1))
+            for record in [] if as_json else records:
+                print(f"{record['name']:40} {record.get('url') or '-':28} -> {_targets(record)}")
+            return 0
+        wanted = name.strip().lower().rstrip(".")
+        found = next((r for r in records if r["name"] == wanted), None)
+        if found is not None and found.get("url") and (wait_s <= 0 or (found.get("served_share", 0) > 0 and _answers(found["url"]))):
+            break
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.5)
+    if found is None:
+        known = ", ".join(r["name"] for r in records) or "none"
+        print(
+            f"local-aws: no record {wanted} of a local hosted zone leads to an Elastic Beanstalk environment (records that do: {known})",
+            file=sys.stderr,
+        )
+        return 1
+    if not found.get("url"):
+        print(f"local-aws: the front door of {wanted} could not start: {found.get('error')}", file=sys.stderr)
+        return 1
+    print(json.dumps(found, indent=1) if as_json else found["url"])
+    if found.get("served_share", 0) <= 0:
+        print(f"local-aws: {wanted} leads to no environment that runs its version yet: {_targets(found)}", file=sys.stderr)
+        return 1 if wait_s > 0 else 0
+    if wait_s > 0 and not _answers(found["url"]):
+        print(f"local-aws: nothing answered at {found['url']} within {wait_s:.0f} s ({_targets(found)})", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local_aws", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -211,6 +294,10 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("status")
     sub.add_parser("env")
     sub.add_parser("serve")
+    url = sub.add_parser("url", help="the live URL of a Route 53 record (python -m local_aws url fastier.example)")
+    url.add_argument("name", nargs="?", help="record name, e.g. fastier.example or www.fastier.example; none: every record")
+    url.add_argument("--wait", type=float, default=0.0, metavar="SECONDS", help="wait until an environment that runs its version answers there")
+    url.add_argument("--json", action="store_true", help="the whole record (targets, shares, versions) as JSON")
     run = sub.add_parser("run")
     run.add_argument("cmd", nargs=argparse.REMAINDER, help="command to run (after --)")
     args = parser.parse_args(argv)
@@ -229,6 +316,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "status":
             return cmd_status(settings)
+        if args.command == "url":
+            return cmd_url(settings, args.name, args.wait, args.json)
         if args.command == "env":
             for key, value in client_env(settings).items():
                 print(f"export {key}={value}")

@@ -23,10 +23,32 @@ Proposed as local_aws/moto_fixes.py, installed like the other extensions
    such a statement unconditionally, so the usual TLS-only policy ("Deny
    s3:* when aws:SecureTransport is false") denied every object request.
    Other condition keys keep moto's behaviour (docs/local-aws.md).
+6. AWS Backup: backup selections exist (CreateBackupSelection,
+   GetBackupSelection, ListBackupSelections, DeleteBackupSelection: moto
+   answers 500 "not implemented"), and so does UpdateBackupPlan (a new
+   VersionId, new RuleIds). DeleteBackupPlan refuses a plan that still has
+   selections (InvalidRequestException, as AWS); the name of a deleted plan
+   can be used again; a deleted plan has no selections to list or create.
+   DescribeBackupVault answers NumberOfRecoveryPoints (moto keeps the count
+   under another attribute name, so its answer never had it; no backup job
+   runs locally, so it is 0) and DeleteBackupVault refuses an unknown vault
+   (ResourceNotFoundException; moto said nothing).
+7. S3: GetBucketReplication answers each rule as PutBucketReplication stored
+   it (moto answered Filter {"Prefix": ""} and DeleteMarkerReplication
+   Disabled whatever was put, and dropped SourceSelectionCriteria,
+   ExistingObjectReplication and a rule's Prefix), and PutBucketReplication
+   refuses a destination bucket that does not exist or has no versioning
+   (InvalidRequest, as S3 does; moto checked the source bucket only).
+8. Route 53: a change batch is atomic, as the API reference says ("all or
+   none"): moto applied the changes one by one and left the first ones in
+   place when a later one failed, and a reader between two changes saw half
+   a batch (the front door, local_aws/frontdoor.py, reads the zones under
+   :data:`ROUTE53_LOCK`).
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 _installed: set[str] = set()
@@ -41,6 +63,9 @@ def install(_settings: Any = None) -> None:
     _kms()
     _rds()
     _s3()
+    _backup()
+    _s3_replication()
+    _route53()
 
 
 def _cloudfront() -> None:
@@ -314,3 +339,211 @@ def _s3() -> None:
 
     get_permission.__local_aws_over_tls__ = True  # type: ignore[attr-defined]
     models.FakeBucket.get_permission = get_permission
+
+
+# -- 6. AWS Backup: selections, plan updates, vault recovery-point counts --------------------------
+def _backup() -> None:
+    import json
+
+    from moto.backup import models, responses
+    from moto.backup.exceptions import InvalidRequestException, ResourceNotFoundException
+    from moto.core.utils import unix_time
+    from moto.moto_api._internal import mock_random
+
+    # DescribeBackupVault is serialized from the Vault's attributes (botocore's output shape):
+    # NumberOfRecoveryPoints reads number_of_recovery_points.
+    models.Vault.number_of_recovery_points = property(lambda self: self.num_of_recovery_points)
+
+    original_delete_vault = models.BackupBackend.delete_backup_vault
+
+    def delete_backup_vault(self: Any, backup_vault_name: str) -> None:
+        self.describe_backup_vault(backup_vault_name)  # ResourceNotFoundException for an unknown vault
+        original_delete_vault(self, backup_vault_name)
+
+    models.BackupBackend.delete_backup_vault = delete_backup_vault
+
+    def live_plan(backend: Any, plan_id: str) -> Any:
+        plan = backend.plans.get(plan_id)
+        if plan is None or plan.deletion_date is not None:
+            raise ResourceNotFoundException(msg=f"Failed reading Backup plan with provided version: {plan_id}")
+        return plan
+
+    def selections_of(plan: Any) -> dict[str, dict[str, Any]]:
+        if not hasattr(plan, "local_aws_selections"):
+            plan.local_aws_selections = {}
+        return plan.local_aws_selections
+
+    def ids_from_path(path: str) -> tuple[str, str]:
+        # /backup/plans/{backupPlanId}[/selections/[{selectionId}]]
+        rest = path.split("/backup/plans/", 1)[1].split("?", 1)[0]
+        parts = [part for part in rest.split("/") if part]
+        return parts[0], (parts[2] if len(parts) > 2 else "")
+
+    original_create_plan = models.BackupBackend.create_backup_plan
+
+    def create_backup_plan(self: Any, backup_plan: dict[str, Any], backup_plan_tags: dict[str, str], creator_request_id: str) -> Any:
+        # Only the live plans count for "a plan with this name exists" (moto compared with deleted ones too).
+        deleted = {pid: plan for pid, plan in self.plans.items() if plan.deletion_date is not None}
+        self.plans = {pid: plan for pid, plan in self.plans.items() if plan.deletion_date is None}
+        try:
+            return original_create_plan(self, backup_plan, backup_plan_tags, creator_request_id)
+        finally:
+            self.plans.update(deleted)
+
+    models.BackupBackend.create_backup_plan = create_backup_plan
+
+    original_delete_plan = models.BackupBackend.delete_backup_plan
+
+    def delete_backup_plan(self: Any, backup_plan_id: str) -> Any:
+        plan = live_plan(self, backup_plan_id)
+        if selections_of(plan):
+            raise InvalidRequestException(msg="Related backup plan selections must be deleted prior to backup plan deletion")
+        return original_delete_plan(self, backup_plan_id)
+
+    models.BackupBackend.delete_backup_plan = delete_backup_plan
+
+    def update_backup_plan(self: Any) -> str:
+        params = json.loads(self.body)
+        plan = live_plan(self.backup_backend, ids_from_path(self.path)[0])
+        body = params.get("BackupPlan") or {}
+        if not body.get("BackupPlanName") or not body.get("Rules"):
+            raise InvalidRequestException(msg="BackupPlan needs a BackupPlanName and Rules")
+        for rule in body["Rules"]:
+            # The defaults CreateBackupPlan applies (moto's Plan), and a RuleId per rule.
+            rule.setdefault("ScheduleExpression", "cron(0 5 ? * * *)")
+            rule.setdefault("StartWindowMinutes", 480)
+            rule.setdefault("CompletionWindowMinutes", 10080)
+            rule.setdefault("ScheduleExpressionTimezone", "Etc/UTC")
+            rule["RuleId"] = str(mock_random.uuid4())
+        plan.backup_plan = body
+        plan.advanced_backup_settings = body.get("AdvancedBackupSettings") or []
+        plan.version_id = mock_random.get_random_string(length=48)
+        return json.dumps(plan.to_dict())
+
+    def create_backup_selection(self: Any) -> str:
+        params = json.loads(self.body)
+        plan = live_plan(self.backup_backend, ids_from_path(self.path)[0])
+        selection = dict(params.get("BackupSelection") or {})
+        for key in ("SelectionName", "IamRoleArn"):
+            if not selection.get(key):
+                raise InvalidRequestException(msg=f"BackupSelection.{key} is required")
+        if any(s["BackupSelection"]["SelectionName"] == selection["SelectionName"] for s in selections_of(plan).values()):
+            raise InvalidRequestException(msg=f"A selection named {selection['SelectionName']} already exists in this plan")
+        # GetBackupSelection answers every list, empty when not given, as AWS does.
+        selection.setdefault("Resources", [])
+        selection.setdefault("NotResources", [])
+        selection.setdefault("ListOfTags", [])
+        conditions = selection.get("Conditions") or {}
+        selection["Conditions"] = {key: conditions.get(key, []) for key in ("StringEquals", "StringLike", "StringNotEquals", "StringNotLike")}
+        selection_id = str(mock_random.uuid4())
+        stored = {
+            "SelectionId": selection_id,
+            "BackupPlanId": plan.backup_plan_id,
+            "CreationDate": unix_time(),
+            "CreatorRequestId": params.get("CreatorRequestId") or str(mock_random.uuid4()),
+            "BackupSelection": selection,
+        }
+        selections_of(plan)[selection_id] = stored
+        return json.dumps({"SelectionId": selection_id, "BackupPlanId": plan.backup_plan_id, "CreationDate": stored["CreationDate"]})
+
+    def selection_of(self: Any) -> tuple[Any, dict[str, Any]]:
+        plan_id, selection_id = ids_from_path(self.path)
+        plan = live_plan(self.backup_backend, plan_id)
+        found = selections_of(plan).get(selection_id)
+        if found is None:
+            raise ResourceNotFoundException(msg=f"Failed reading backup selection {selection_id} of plan {plan_id}")
+        return plan, found
+
+    def get_backup_selection(self: Any) -> str:
+        return json.dumps(selection_of(self)[1])
+
+    def delete_backup_selection(self: Any) -> str:
+        plan, found = selection_of(self)
+        del selections_of(plan)[found["SelectionId"]]
+        return "{}"
+
+    def list_backup_selections(self: Any) -> str:
+        plan = live_plan(self.backup_backend, ids_from_path(self.path)[0])
+        rows = [
+            {
+                "SelectionId": s["SelectionId"],
+                "SelectionName": s["BackupSelection"]["SelectionName"],
+                "BackupPlanId": s["BackupPlanId"],
+                "CreationDate": s["CreationDate"],
+                "CreatorRequestId": s["CreatorRequestId"],
+                "IamRoleArn": s["BackupSelection"]["IamRoleArn"],
+            }
+            for s in selections_of(plan).values()
+        ]
+        return json.dumps({"BackupSelectionsList": rows})
+
+    for method in (update_backup_plan, create_backup_selection, get_backup_selection, delete_backup_selection, list_backup_selections):
+        setattr(responses.BackupResponse, method.__name__, method)
+
+
+# -- 7. S3 replication: read back as stored; the destination must be versioned ---------------------
+def _s3_replication() -> None:
+    from moto.core.responses import ActionResult
+    from moto.s3 import models, responses
+    from moto.s3.exceptions import MissingBucket, ReplicationConfigurationNotFoundError, S3ClientError
+
+    def as_list(value: Any) -> list[Any]:
+        return value if isinstance(value, list) else [value]
+
+    def get_bucket_replication(self: Any) -> Any:
+        self.data["Action"] = "GetBucketReplication"
+        replication = self.backend.get_bucket_replication(self.bucket_name)
+        if not replication:
+            raise ReplicationConfigurationNotFoundError(bucket_name=self.bucket_name)
+        rules = []
+        for rule in as_list(replication["Rule"]):
+            out = {key: value for key, value in rule.items() if value is not None}
+            if isinstance(out.get("Filter"), dict) and out["Filter"].get("Prefix", "") is None:
+                out["Filter"] = {**out["Filter"], "Prefix": ""}  # <Prefix></Prefix> parses as None
+            rules.append(out)
+        return self.serialized(ActionResult({"ReplicationConfiguration": {"Role": replication["Role"], "Rules": rules}}))
+
+    responses.S3Response.get_bucket_replication = get_bucket_replication
+
+    original_put = models.S3Backend.put_bucket_replication
+
+    def put_bucket_replication(self: Any, bucket_name: str, replication: dict[str, Any]) -> None:
+        for rule in as_list(replication.get("Rule") or []):
+            target = str((rule.get("Destination") or {}).get("Bucket") or "").split(":::", 1)[-1]
+            try:
+                destination = self.get_bucket(target)
+            except MissingBucket:
+                raise S3ClientError("InvalidRequest", "Destination bucket must exist.") from None
+            if destination.versioning_status != "Enabled":
+                raise S3ClientError("InvalidRequest", "Destination bucket must have versioning enabled.")
+        original_put(self, bucket_name, replication)
+
+    models.S3Backend.put_bucket_replication = put_bucket_replication
+
+
+# -- 8. Route 53: atomic change batches ----------------------------------------------------------
+ROUTE53_LOCK = threading.RLock()  # held while a change batch is applied; readers of the zones take it too
+
+
+def _route53() -> None:
+    """ChangeResourceRecordSets: all changes of a batch or none, never half a batch to a reader."""
+    import copy
+
+    from moto.route53 import models
+
+    original = models.Route53Backend.change_resource_record_sets
+    if getattr(original, "__local_aws_atomic__", False):
+        return
+
+    def change_resource_record_sets(self: Any, zoneid: str, change_list: list[dict[str, Any]]) -> None:
+        with ROUTE53_LOCK:
+            zone = self.get_hosted_zone(zoneid)
+            rrsets, journal = list(zone.rrsets), copy.copy(zone.rr_changes)
+            try:
+                original(self, zoneid, change_list)
+            except Exception:
+                zone.rrsets, zone.rr_changes = rrsets, journal
+                raise
+
+    change_resource_record_sets.__local_aws_atomic__ = True  # type: ignore[attr-defined]
+    models.Route53Backend.change_resource_record_sets = change_resource_record_sets

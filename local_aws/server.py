@@ -6,7 +6,9 @@ imported and installed before the first request:
 * ``local_aws.eb.install(settings)``  - Elastic Beanstalk backend;
 * ``local_aws.rds.install(settings)`` - RDS instances backed by PostgreSQL;
 * ``local_aws.moto_fixes.install(settings)`` - fixes of moto deviations from
-  the AWS API reference that our roles meet (each one contract-tested).
+  the AWS API reference that our roles meet (each one contract-tested);
+* ``local_aws.frontdoor.install(settings)`` - the live URL: a loopback port
+  per Route 53 record that leads to an Elastic Beanstalk environment.
 
 An extension may also define ``shutdown()``; it is called once when the server
 stops (SIGTERM from ``local_aws down``), to stop what the extension started.
@@ -29,7 +31,7 @@ from typing import Any
 from .control import ControlMiddleware, route
 from .settings import Settings
 
-EXTENSIONS = ("local_aws.eb", "local_aws.rds", "local_aws.moto_fixes")
+EXTENSIONS = ("local_aws.eb", "local_aws.rds", "local_aws.moto_fixes", "local_aws.frontdoor")
 
 log = logging.getLogger("local_aws")
 _started: dict[str, Any] = {}

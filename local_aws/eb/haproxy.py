@@ -19,6 +19,15 @@ A reload is only needed when the health check itself changes (path, matcher,
 interval, thresholds). HAProxy checks the servers itself, like an ELB target
 group, so it routes around an instance that fails its health check; the
 endpoint's own checks (``serving``) decide the environment's health.
+
+Like an ALB, it does not retry a request elsewhere: a connection an instance
+refuses (its process just died) is a 503, a request in flight on it a 502;
+the endpoint takes a dead instance out within a tick. Like the nginx of the
+Elastic Beanstalk platform in front of the app, it opens a new connection to
+the instance for each request (``option http-server-close``); the client's
+connection stays open. So no idle connection that the instance closes
+(gunicorn's keep-alive timeout, a worker recycled by ``--max-requests``) can
+fail under a request: the platform's nginx has no such race either.
 """
 
 from __future__ import annotations
@@ -119,11 +128,11 @@ class LoadBalancer:
             "    timeout http-keep-alive 10s\n"
             "    timeout queue 10s\n"
             f"    timeout check {check.timeout_ms}ms\n"
-            "    retries 2\n"
-            "    option redispatch\n"
+            "    retries 0\n"
             "frontend web\n"
             f"    bind 127.0.0.1:{self.port}\n"
             "    option forwardfor\n"
+            "    option http-server-close\n"
             f"    default_backend {BACKEND}\n"
             f"backend {BACKEND}\n"
             "    balance roundrobin\n"

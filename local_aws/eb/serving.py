@@ -48,7 +48,6 @@ import sys
 import threading
 import time
 import zipfile
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -211,7 +210,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _write_pidfile(path: Path, pid: int, kind: str) -> None:
+def write_pidfile(path: Path, pid: int, kind: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"pid": pid, "pgid": pid, "kind": kind, "server_pid": os.getpid()}))
 
@@ -279,7 +278,7 @@ class Fleet:
             instance.proc = subprocess.Popen(
                 argv, cwd=template.bundle, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
             )
-        _write_pidfile(pidfile, instance.proc.pid, "instance")
+        write_pidfile(pidfile, instance.proc.pid, "instance")
         self.instances.append(instance)
         log.info("%s: started %s (pid %s) on port %s: %s", self.name, instance_id, instance.proc.pid, port, command)
         return instance
@@ -384,7 +383,7 @@ class Fleet:
                 op.outcome = DeployOutcome(False, str(exc))
             log.error("%s: %s", self.name, exc)
             return False
-        _write_pidfile(self.lb_pidfile, self.lb.pid or 0, "haproxy")
+        write_pidfile(self.lb_pidfile, self.lb.pid or 0, "haproxy")
         return True
 
     @property
@@ -967,19 +966,15 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _pidfiles(root: Path) -> Iterator[Path]:
-    yield from sorted(root.glob("envs/*/pids/*.json"))
-
-
-def stop_leftovers(root: Path) -> list[str]:
-    """Stop the processes of pidfiles whose endpoint is gone; returns what was stopped.
+def stop_leftovers(root: Path, pattern: str = "envs/*/pids/*.json") -> list[str]:
+    """Stop the processes of the pidfiles ``root/pattern`` whose endpoint is gone; returns what was stopped.
 
     A process is ours only if it carries the pidfile's path in its environment
     (a pid can be reused), and it is left alone while the endpoint that
-    started it runs.
+    started it runs. The front door (``local_aws.frontdoor``) uses it too.
     """
     stopped = []
-    for pidfile in _pidfiles(root):
+    for pidfile in sorted(root.glob(pattern)):
         try:
             record = json.loads(pidfile.read_text())
             pgid, owner = int(record["pgid"]), int(record.get("server_pid") or 0)
