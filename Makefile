@@ -21,7 +21,7 @@ COLLECTIONS := .collections
 COLLECTION_DIR := $(COLLECTIONS)/ansible_collections/fastier/platform
 VERSION := $(shell sed -n 's/^version: *//p' galaxy.yml)
 ARTIFACT := build/fastier-platform-$(VERSION).tar.gz
-COLLECTION_SRC := galaxy.yml README.md requirements.txt $(shell find meta plugins roles playbooks docs inventories changelogs -type f 2>/dev/null)
+COLLECTION_SRC := galaxy.yml README.md requirements.txt bindep.txt $(shell find meta plugins roles playbooks docs inventories changelogs -type f 2>/dev/null)
 
 export LOCAL_AWS_PORT ?= 5000
 export LOCAL_AWS_STATE_DIR ?= $(CURDIR)/.local
