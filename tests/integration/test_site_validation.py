@@ -25,7 +25,7 @@ from tests.playbooks import INCLUDE_ACTIONS, ROOT, PlaybookRun, ensure_collectio
 SITE = ROOT / "playbooks/site.yml"
 TEARDOWN = ROOT / "playbooks/teardown.yml"
 INVENTORY = ROOT / "inventories/local"
-TIERS = ("network", "storage", "database", "beanstalk", "dns", "cdn", "pipeline", "observability")
+TIERS = ("network", "storage", "database", "backup", "beanstalk", "dns", "cdn", "pipeline", "observability")
 # An endpoint nothing listens on: a run that reaches AWS fails with a connection error.
 NO_AWS_PORT = 9
 NO_AWS = f"http://127.0.0.1:{NO_AWS_PORT}"
@@ -80,6 +80,7 @@ def test_good_values_typed_as_strings_on_the_command_line_pass_validation(env):
         "dns_ttl=60",
         "database_backup_retention_days=3",
         "database_allow_short_backup_retention=true",
+        "backup_rds_retention_days_min=3",
         "observability_topic_encrypted=false",
         "observability_topic_kms_key_id=not-checked-when-unencrypted",
         "observability_alb_latency_threshold_s=1.5",
