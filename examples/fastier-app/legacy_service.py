@@ -3,6 +3,7 @@
 
     legacy_service.py start  --dir RUN_DIR --port P [--env-file F] [--workers N] [--timeout S]
     legacy_service.py reload --dir RUN_DIR [--timeout S]
+    legacy_service.py repoint --dir RUN_DIR --env-from FILE [--timeout S]
     legacy_service.py stop   --dir RUN_DIR [--timeout S]
     legacy_service.py status --dir RUN_DIR
 
@@ -16,6 +17,11 @@ again and so read the env file again, and lets the old ones finish their
 requests (no request is dropped). It returns once every old worker is gone
 and ``/healthz`` answers 200 from a new one; otherwise exit 1 with the reason.
 Rewrite the env file, then reload: that repoints the app (e.g. at RDS).
+
+``repoint`` does both: the env file the service reads is replaced, in one
+step (a new file renamed over it, mode 600), by the content of ``--env-from``,
+then the service reloads. It is what a cut-over's hand-over runs (a program
+without a shell) to move the running app onto another database.
 
 ``stop`` sends SIGTERM (gunicorn finishes the requests in flight), waits
 ``--timeout`` seconds, then SIGKILLs the process group. Not running: exit 0.
@@ -206,6 +212,28 @@ class Service:
         print(f"the reload did not complete within {timeout:.0f}s ({last}); error log:\n{self.log_tail()}", file=sys.stderr)
         return 1
 
+    def repoint(self, env_from: str, timeout: float) -> int:
+        env_file = self.state().get("env_file")
+        if self.pid() is None:
+            print("not running", file=sys.stderr)
+            return 1
+        if not env_file:
+            print("the service was started without --env-file: nothing to repoint", file=sys.stderr)
+            return 1
+        try:
+            content = Path(env_from).read_bytes()
+        except OSError as exc:
+            print(f"cannot read {env_from}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
+        target = Path(env_file)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(content)
+        os.replace(tmp, target)
+        print(f"{target} replaced by the content of {env_from}")
+        return self.reload(timeout)
+
     def stop(self, timeout: float) -> int:
         master = self.pid()
         if master is None:
@@ -311,10 +339,11 @@ def _now() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the Fastier app under gunicorn as the legacy server's service.")
-    parser.add_argument("command", choices=("start", "stop", "reload", "status"))
+    parser.add_argument("command", choices=("start", "stop", "reload", "repoint", "status"))
     parser.add_argument("--dir", required=True, type=Path, help="run folder: pid file, logs, service.json")
     parser.add_argument("--port", type=int, help="port on 127.0.0.1 (start; the others read it from the run folder)")
     parser.add_argument("--env-file", help="KEY=VALUE file the app reads in every new worker (FASTIER_ENV_FILE)")
+    parser.add_argument("--env-from", help="repoint: the file whose content replaces the env file the service reads")
     parser.add_argument("--workers", type=int, help="gunicorn workers (default: WEB_CONCURRENCY or 2 x CPUs + 1)")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for health, a reload or a graceful stop (default 30)")
     args = parser.parse_args(argv)
@@ -327,6 +356,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"the service runs on port {service.state().get('port')}, not {args.port}")
     if args.command == "reload":
         return service.reload(args.timeout, args.env_file)
+    if args.command == "repoint":
+        if not args.env_from:
+            parser.error("repoint needs --env-from")
+        return service.repoint(args.env_from, args.timeout)
     if args.command == "stop":
         return service.stop(args.timeout)
     return service.status()
