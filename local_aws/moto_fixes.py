@@ -44,6 +44,14 @@ Proposed as local_aws/moto_fixes.py, installed like the other extensions
    place when a later one failed, and a reader between two changes saw half
    a batch (the front door, local_aws/frontdoor.py, reads the zones under
    :data:`ROUTE53_LOCK`).
+9. CloudFormation: CreateChangeSet without ChangeSetType is an UPDATE of
+   the existing stack, as the API reference says (the default is UPDATE;
+   CREATE must be asked for). moto took it as a CREATE: a change set of an
+   unchanged stack listed every resource as new (a check-mode run of
+   amazon.aws.cloudformation reported a change), and it added a second stack
+   record of the same name. And a change set that changes nothing is made,
+   with status FAILED and the reason "didn't contain changes", as on AWS:
+   moto refused it with UpdateStack's "No updates are to be performed."
 """
 
 from __future__ import annotations
@@ -66,6 +74,7 @@ def install(_settings: Any = None) -> None:
     _backup()
     _s3_replication()
     _route53()
+    _cloudformation()
 
 
 def _cloudfront() -> None:
@@ -547,3 +556,30 @@ def _route53() -> None:
 
     change_resource_record_sets.__local_aws_atomic__ = True  # type: ignore[attr-defined]
     models.Route53Backend.change_resource_record_sets = change_resource_record_sets
+
+
+def _cloudformation() -> None:
+    """CreateChangeSet: ChangeSetType defaults to UPDATE; a change set without changes is made, FAILED."""
+    from moto.cloudformation.responses import CloudFormationResponse
+
+    original = CloudFormationResponse.create_change_set
+    if getattr(original, "__local_aws_update_default__", False):
+        return
+
+    def create_change_set(self: Any) -> Any:
+        get_param = self._get_param
+
+        def with_update_default(name: str, if_none: Any = None) -> Any:
+            return get_param(name, "UPDATE") if name == "ChangeSetType" else get_param(name, if_none)
+
+        # The backend marks a change set without changes FAILED ("didn't contain changes"); the
+        # UpdateStack check that raised instead does not apply to change sets.
+        self._get_param = with_update_default
+        self._validate_different_update = lambda *_args: None
+        try:
+            return original(self)
+        finally:
+            del self._get_param, self._validate_different_update
+
+    create_change_set.__local_aws_update_default__ = True  # type: ignore[attr-defined]
+    CloudFormationResponse.create_change_set = create_change_set

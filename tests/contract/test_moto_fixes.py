@@ -216,3 +216,42 @@ def test_s3_bucket_policy_without_transport_conditions_still_denies(stack: Any, 
     assert s3.get_object(Bucket=policy_bucket, Key="before.txt")["Body"].read() == b"before"
     s3.put_bucket_policy(Bucket=policy_bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [deny_put]}))
     assert _denied(lambda: s3.put_object(Bucket=policy_bucket, Key="after.txt", Body=b"after"))
+
+
+TEMPLATE = json.dumps(
+    {
+        "Parameters": {"Retention": {"Type": "Number"}},
+        "Resources": {"Logs": {"Type": "AWS::Logs::LogGroup", "Properties": {"RetentionInDays": {"Ref": "Retention"}}}},
+    }
+)
+
+
+def test_cloudformation_change_set_without_a_type_updates_the_existing_stack(stack: Any, unique: str) -> None:
+    """CreateChangeSet's ChangeSetType defaults to UPDATE; a change set without changes is made, FAILED, as on AWS."""
+    cfn = stack.client("cloudformation")
+    name = f"fix-{unique}"
+    seven = [{"ParameterKey": "Retention", "ParameterValue": "7"}]
+    cfn.create_stack(StackName=name, TemplateBody=TEMPLATE, Parameters=seven)
+    try:
+        made = cfn.create_change_set(StackName=name, ChangeSetName="same", TemplateBody=TEMPLATE, Parameters=seven)
+        change_set = cfn.describe_change_set(ChangeSetName=made["Id"])
+        assert change_set["Changes"] == []
+        assert change_set["Status"] == "FAILED" and "didn't contain changes" in change_set["StatusReason"]
+        assert made["StackId"] == cfn.describe_stacks(StackName=name)["Stacks"][0]["StackId"]
+        listed = [s for s in cfn.list_stacks()["StackSummaries"] if s["StackName"] == name and s["StackStatus"] != "DELETE_COMPLETE"]
+        assert len(listed) == 1
+
+        changed = json.loads(TEMPLATE)
+        changed["Resources"]["Logs"]["Properties"]["LogGroupClass"] = "STANDARD"
+        made = cfn.create_change_set(StackName=name, ChangeSetName="class", TemplateBody=json.dumps(changed), Parameters=seven)
+        change_set = cfn.describe_change_set(ChangeSetName=made["Id"])
+        assert change_set["Status"] == "CREATE_COMPLETE"
+        [change] = change_set["Changes"]
+        assert change["ResourceChange"]["Action"] == "Modify" and change["ResourceChange"]["LogicalResourceId"] == "Logs"
+
+        # UPDATE (the default) of a stack that does not exist is refused; CREATE must be asked for.
+        with pytest.raises(ClientError) as missing:
+            cfn.create_change_set(StackName=f"{name}-missing", ChangeSetName="new", TemplateBody=TEMPLATE, Parameters=seven)
+        assert missing.value.response["Error"]["Code"] == "ValidationError"
+    finally:
+        cfn.delete_stack(StackName=name)
