@@ -1,9 +1,14 @@
 """The network role through ansible-playbook against the local AWS.
 
-Four-step change test (check on an empty account, real, check again, real
-again), then every resource and security setting read back with boto3, the
-lifecycle (NAT mode change, temporary database rule removed, flow logs,
-absent), and bad inventory values refused before any AWS call.
+Four-step change test with flow logs enabled (check on an empty account, real,
+check again, real again); between the real run and the second check the
+db_access entry point opens the database to a migration source, so the second
+check and real runs prove the converge keeps those temporary rules and leaves
+the flow logs alone. Then every resource
+and security setting read back with boto3 (and the facts entry point), the
+lifecycle (db_access closes the temporary rules; one converge to NAT mode
+single without flow logs or extra database sources; absent twice), and bad
+inventory values refused before any AWS call.
 """
 
 from __future__ import annotations
@@ -19,6 +24,10 @@ PLAYBOOK = ROOT / "tests/integration/playbooks/role_network.yml"
 # An endpoint nothing listens on: a run that reaches AWS fails with a connection error.
 NO_AWS = "http://127.0.0.1:9"
 MIGRATION_SOURCE = "198.51.100.7/32"
+# Opened and closed by the db_access entry point (what playbooks/migrate.yml does).
+DB_ACCESS_CIDR = "198.51.100.9/32"
+DB_ACCESS_DESC = "TEMPORARY migration source (playbooks/migrate.yml)"
+DB_GROUP_TASK = "Security group of the database - only the app servers (and temporary migration sources), no other egress"
 FLOW_LOGS_TASK = "fastier.platform.network : Present | VPC flow logs to CloudWatch Logs (one CloudFormation stack; removed when disabled)"
 
 
@@ -66,14 +75,18 @@ BASE = {
 
 @pytest.fixture(scope="module")
 def converged(stack) -> dict[str, Any]:
-    """One environment through the four steps; the tests below read it, the last one tears it down."""
+    """One environment (flow logs on) through the four steps, with the database opened to a
+    migration source (entry point db_access, as playbooks/migrate.yml does) between the real
+    run and the second check; the tests below read it, the last one tears it down."""
     env = f"n{uuid.uuid4().hex[:8]}"
-    extra = {**BASE, "platform_env": env, "network_db_extra_ingress_cidrs": [MIGRATION_SOURCE]}
+    extra = {**BASE, "platform_env": env, "network_db_extra_ingress_cidrs": [MIGRATION_SOURCE], "network_flow_logs_enabled": True}
     ec2 = stack.client("ec2")
     prefix = f"fastier-{env}"
     runs = {"first_check": run_playbook(stack.env(), PLAYBOOK, extra, check=True)}
     runs["vpcs_after_check"] = _vpcs(ec2, prefix)
     runs["real"] = run_playbook(stack.env(), PLAYBOOK, extra)
+    # (with the same inventory as the converges: the entry point keeps the database group's other rules as configured)
+    runs["opened"] = run_playbook(stack.env(), PLAYBOOK, {**extra, "it_entry_point": "db_access", "network_db_access_cidrs": [DB_ACCESS_CIDR]})
     runs["second_check"] = run_playbook(stack.env(), PLAYBOOK, extra, check=True)
     runs["second"] = run_playbook(stack.env(), PLAYBOOK, extra)
     return {"env": env, "prefix": prefix, "extra": extra, **runs}
@@ -89,14 +102,26 @@ def test_network_four_step_change_test(converged):
     real = converged["real"]
     assert real.rc == 0, real.explain()
     assert real.changed > 0
+    assert real.task(FLOW_LOGS_TASK)["changed"] is True
 
+    # playbooks/migrate.yml opens the database to the legacy server (entry point db_access): only that group changes ...
+    opened = converged["opened"]
+    assert opened.rc == 0, opened.explain()
+    assert opened.outputs("network_outputs")["db_migration_cidrs"] == [DB_ACCESS_CIDR]
+    assert opened.outputs("network_outputs")["db_migration_egress"] == [{"cidr": DB_ACCESS_CIDR, "port": 5432}]
+    assert opened.changed_tasks(without_role=True) == [DB_GROUP_TASK]
+
+    # ... and a converge meanwhile (check, then real) keeps those rules and leaves the flow logs as they are.
     second_check = converged["second_check"]
     assert second_check.rc == 0, second_check.explain()
+    # (the flow logs task checks through a CloudFormation change set: one without changes, as on AWS; local_aws fix 9)
     assert second_check.changed == 0, second_check.changed_tasks()
 
     second = converged["second"]
     assert second.rc == 0, second.explain()
     assert second.changed == 0, second.changed_tasks()
+    assert second.outputs("network_outputs")["db_migration_cidrs"] == [DB_ACCESS_CIDR]
+    assert second.outputs("network_outputs")["db_migration_egress"] == [{"cidr": DB_ACCESS_CIDR, "port": 5432}]
 
 
 def test_network_resources_and_security_groups_are_exactly_as_designed(stack, converged):
@@ -163,15 +188,29 @@ def test_network_resources_and_security_groups_are_exactly_as_designed(stack, co
     assert _rules(alb["IpPermissionsEgress"]) == {("tcp", 80, 80, "10.0.0.0/16", "to the application servers")}
     assert _rules(app["IpPermissions"]) == {("tcp", 80, 80, alb["GroupId"], "from the load balancer")}
     assert _rules(app["IpPermissionsEgress"]) == {("-1", None, None, "0.0.0.0/0", None)}
+    # (the db_access rules opened in the fixture are still there; the lifecycle test checks the group without them)
     assert _rules(db["IpPermissions"]) == {
         ("tcp", 5432, 5432, app["GroupId"], "from the application servers"),
         ("tcp", 5432, 5432, MIGRATION_SOURCE, "TEMPORARY migration source (network_db_extra_ingress_cidrs)"),
+        ("tcp", 5432, 5432, DB_ACCESS_CIDR, DB_ACCESS_DESC),
     }
-    assert _rules(db["IpPermissionsEgress"]) == set(), "the database needs no egress rule"
+    assert _rules(db["IpPermissionsEgress"]) == {("tcp", 5432, 5432, DB_ACCESS_CIDR, DB_ACCESS_DESC)}, (
+        "the database's only egress: the open migration's replication connection"
+    )
     assert _rules(groups["default"]["IpPermissions"]) == set()
     assert _rules(groups["default"]["IpPermissionsEgress"]) == set(), "the default security group must allow nothing [EC2.2]"
     for group in (alb, app, db):
         assert _name(group.get("Tags")) == group["GroupName"]
+
+    # -- flow logs [EC2.6] ------------------------------------------------------------------
+    [flow_log] = ec2.describe_flow_logs(Filters=[{"Name": "resource-id", "Values": [vpc_id]}])["FlowLogs"]
+    assert flow_log["TrafficType"] == "ALL"
+    assert flow_log["LogDestinationType"] == "cloud-watch-logs"
+    assert flow_log["LogGroupName"] == f"/vpc/{prefix}/flow-logs"
+    [log_group] = stack.client("logs").describe_log_groups(logGroupNamePrefix=f"/vpc/{prefix}/flow-logs")["logGroups"]
+    assert log_group["retentionInDays"] == 90
+    live_stacks = stack.client("cloudformation").list_stacks(StackStatusFilter=["CREATE_COMPLETE", "UPDATE_COMPLETE"])["StackSummaries"]
+    assert f"{prefix}-flow-logs" in [summary["StackName"] for summary in live_stacks]
 
     # -- what the role publishes -----------------------------------------------------------
     out = second.outputs("network_outputs")
@@ -196,41 +235,30 @@ def test_network_lifecycle_flow_logs_nat_mode_temporary_rule_and_absent(stack, c
     ec2 = stack.client("ec2")
     cfn = stack.client("cloudformation")
 
-    # playbooks/migrate.yml opens the database to the legacy server (entry point db_access) ...
+    # The migration is over: playbooks/migrate.yml closes the database again (entry point db_access) ...
     # (with the same inventory as the converges: the entry point keeps the database group's other rules as configured)
-    inventory = {**base, "network_db_extra_ingress_cidrs": [MIGRATION_SOURCE]}
-    opened = run_playbook(stack.env(), PLAYBOOK, {**inventory, "it_entry_point": "db_access", "network_db_access_cidrs": ["198.51.100.9/32"]})
-    assert opened.rc == 0, opened.explain()
-    assert opened.outputs("network_outputs")["db_migration_cidrs"] == ["198.51.100.9/32"]
-    assert opened.outputs("network_outputs")["db_migration_egress"] == [{"cidr": "198.51.100.9/32", "port": 5432}]
-    db_group_task = "Security group of the database - only the app servers (and temporary migration sources), no other egress"
-    assert opened.changed_tasks(without_role=True) == [db_group_task]
-
-    # ... and a converge meanwhile keeps those rules: only the flow logs change.
-    first = run_playbook(stack.env(), PLAYBOOK, {**base, "network_db_extra_ingress_cidrs": [MIGRATION_SOURCE], "network_flow_logs_enabled": True})
-    assert first.rc == 0, first.explain()
-    assert first.changed_tasks() == [FLOW_LOGS_TASK]
-    assert first.outputs("network_outputs")["db_migration_cidrs"] == ["198.51.100.9/32"]
     closed = run_playbook(
-        stack.env(), PLAYBOOK, {**inventory, "it_entry_point": "db_access", "network_db_access_cidrs": ["198.51.100.9/32"], "network_db_access_state": "closed"}
+        stack.env(),
+        PLAYBOOK,
+        {**converged["extra"], "it_entry_point": "db_access", "network_db_access_cidrs": [DB_ACCESS_CIDR], "network_db_access_state": "closed"},
     )
     assert closed.rc == 0, closed.explain()
     assert closed.outputs("network_outputs")["db_migration_cidrs"] == [] and closed.outputs("network_outputs")["db_migration_egress"] == []
+    assert closed.changed_tasks(without_role=True) == [DB_GROUP_TASK]
     [vpc] = _vpcs(ec2, prefix)
     vpc_id = vpc["VpcId"]
-    [flow_log] = ec2.describe_flow_logs(Filters=[{"Name": "resource-id", "Values": [vpc_id]}])["FlowLogs"]
-    assert flow_log["TrafficType"] == "ALL"
-    assert flow_log["LogDestinationType"] == "cloud-watch-logs"
-    assert flow_log["LogGroupName"] == f"/vpc/{prefix}/flow-logs"
-    [log_group] = stack.client("logs").describe_log_groups(logGroupNamePrefix=f"/vpc/{prefix}/flow-logs")["logGroups"]
-    assert log_group["retentionInDays"] == 90
-    again = run_playbook(stack.env(), PLAYBOOK, {**base, "network_db_extra_ingress_cidrs": [MIGRATION_SOURCE], "network_flow_logs_enabled": True})
-    assert again.rc == 0, again.explain()
-    assert again.changed == 0, again.changed_tasks()
+    out = closed.outputs("network_outputs")
+    [db_group] = ec2.describe_security_groups(GroupIds=[out["db_security_group_id"]])["SecurityGroups"]
+    assert _rules(db_group["IpPermissions"]) == {
+        ("tcp", 5432, 5432, out["app_security_group_id"], "from the application servers"),
+        ("tcp", 5432, 5432, MIGRATION_SOURCE, "TEMPORARY migration source (network_db_extra_ingress_cidrs)"),
+    }
+    assert _rules(db_group["IpPermissionsEgress"]) == set(), "the database needs no egress rule"
 
-    # the migration is over: one NAT gateway, no temporary rule, no flow logs
+    # ... and one converge: one NAT gateway, no extra database source, no flow logs
     after = run_playbook(stack.env(), PLAYBOOK, {**base, "network_nat_mode": "single"})
     assert after.rc == 0, after.explain()
+    assert after.task(FLOW_LOGS_TASK)["changed"] is True
     nats = ec2.describe_nat_gateways(Filter=[{"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "state", "Values": ["available", "pending"]}])["NatGateways"]
     assert len(nats) == 1
     out = after.outputs("network_outputs")
@@ -240,6 +268,7 @@ def test_network_lifecycle_flow_logs_nat_mode_temporary_rule_and_absent(stack, c
         assert nat_routes == {nats[0]["NatGatewayId"]}, "single: every app subnet leaves through the one gateway"
     [db_group] = ec2.describe_security_groups(GroupIds=[out["db_security_group_id"]])["SecurityGroups"]
     assert _rules(db_group["IpPermissions"]) == {("tcp", 5432, 5432, out["app_security_group_id"], "from the application servers")}
+    assert _rules(db_group["IpPermissionsEgress"]) == set(), "the database needs no egress rule"
     # Disabled: the stack (log group, role, flow log) is deleted. (moto's CloudFormation
     # leaves the FlowLog resource behind on stack deletion; AWS deletes it.)
     live_stacks = cfn.list_stacks(StackStatusFilter=["CREATE_COMPLETE", "UPDATE_COMPLETE"])["StackSummaries"]
