@@ -476,7 +476,7 @@ def migration_summary(legacy: Legacy, report_dir: Path, prefix: str, migration_i
         fenced = [r for r in failed if r.get("http_status") == 503 or "read-only" in str(r.get("error", ""))]
         lines.append(
             f"Writer: {len(records)} requests to the legacy app, {len(acknowledged)} acknowledged ({len(on_rds)} of them written to RDS after the "
-            f"hand-over); {len(fenced)} refused during the write fence (503, read-only: the client retries), "
+            f"hand-over); {len(fenced)} refused during the write fence (503, read-only for maintenance), "
             f"{len(failed) - len(fenced)} not answered after the legacy app was stopped at decommission"
         )
     r53 = client("route53")
