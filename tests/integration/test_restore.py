@@ -29,6 +29,7 @@ import psycopg
 import pytest
 
 from local_aws.postgres import free_port
+from tests.integration.test_blue_green_swap import wait_until
 from tests.playbooks import ROOT, ensure_collection, run_playbook
 
 PLAYBOOK = ROOT / "playbooks/restore.yml"
@@ -75,17 +76,6 @@ def _post(port: int, path: str, body: dict[str, Any]) -> tuple[int, Any]:
         return response.status, json.loads(response.read() or b"null")
     finally:
         conn.close()
-
-
-def _wait(predicate: Any, what: str, timeout: float = 90.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.3)
 
 
 def _app(stack: Any, env: dict[str, Any], *args: str) -> None:
@@ -163,9 +153,11 @@ def platform(stack: Any) -> Iterator[dict[str, Any]]:
             {"Namespace": ENV_NS, "OptionName": "WEB_CONCURRENCY", "Value": "1"},
         ],
     )
-    _wait(
+    wait_until(
         lambda: (e := eb.describe_environments(EnvironmentNames=[f"{prefix}-blue"])["Environments"][0])["Status"] == "Ready" and e["Health"] == "Green",
-        "the application Green",
+        timeout=90,
+        step=0.3,
+        what="the application Green",
     )
     status, endpoint = stack.control("GET", f"/_local/eb/environments/{prefix}-blue/endpoint")
     assert status == 200, endpoint
@@ -246,9 +238,11 @@ def test_the_app_is_back_on_the_restored_database_without_the_write_after_the_sn
 
     # Through the app: it answers from the restored instance ...
     port = platform["app_port"]
-    status, version = _wait(
+    status, version = wait_until(
         lambda: (answer := _get(port, "/version"))[1].get("database", "").endswith(f":{live['Endpoint']['Port']}/fastier") and answer,
-        "the app on the restored database",
+        timeout=90,
+        step=0.3,
+        what="the app on the restored database",
     )
     assert status == 200, version
     status, health = _get(port, "/healthz")

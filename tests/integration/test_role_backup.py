@@ -23,6 +23,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from local_aws.postgres import free_port
+from tests.integration.test_role_storage import assert_bucket_protected
 from tests.playbooks import ROOT, ensure_collection, run_playbook
 
 PLAYBOOK = ROOT / "tests/integration/playbooks/role_backup.yml"
@@ -302,17 +303,7 @@ def test_dr_bucket_has_the_storage_roles_protections_in_the_dr_region(stack, con
     bucket = f"{prefix}-backups-dr-{account}"
     s3 = stack.client("s3", DR)
     assert s3.get_bucket_location(Bucket=bucket)["LocationConstraint"] == DR
-    assert s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"] == {
-        "BlockPublicAcls": True,
-        "IgnorePublicAcls": True,
-        "BlockPublicPolicy": True,
-        "RestrictPublicBuckets": True,
-    }
-    [rule] = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
-    assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
-    assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
-    assert s3.get_bucket_ownership_controls(Bucket=bucket)["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
-    tags = {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=bucket)["TagSet"]}
+    tags = assert_bucket_protected(s3, bucket)
     assert (tags["Name"], tags["managed-by"], tags["cost-centre"]) == (bucket, "fastier.platform", "dr")
     statements = {s["Sid"]: s for s in json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])["Statement"]}
     assert sorted(statements) == ["BackupDenyInsecureTransport", "BackupDenyOutdatedTls"]

@@ -68,6 +68,22 @@ def converged(stack) -> dict[str, Any]:
     return {"env": env, "prefix": f"fastier-{env}", "extra": extra, **runs}
 
 
+def assert_bucket_protected(s3: Any, bucket: str) -> dict[str, str]:
+    """The storage role's protections of a bucket, read back: public access blocked, SSE-S3 by default,
+    versioning, owner-enforced objects. Returns the bucket's tags."""
+    assert s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "IgnorePublicAcls": True,
+        "BlockPublicPolicy": True,
+        "RestrictPublicBuckets": True,
+    }
+    [rule] = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+    assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+    assert s3.get_bucket_ownership_controls(Bucket=bucket)["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+    return {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=bucket)["TagSet"]}
+
+
 def test_storage_four_step_change_test(converged):
     first_check = converged["first_check"]
     assert first_check.rc == 0, first_check.explain()
@@ -108,17 +124,7 @@ def test_buckets_are_private_encrypted_versioned_tls_only_with_lifecycles(stack,
                 "exists": True,
             }
         )
-        assert s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"] == {
-            "BlockPublicAcls": True,
-            "IgnorePublicAcls": True,
-            "BlockPublicPolicy": True,
-            "RestrictPublicBuckets": True,
-        }
-        [rule] = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
-        assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
-        assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
-        assert s3.get_bucket_ownership_controls(Bucket=bucket)["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
-        tags = {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=bucket)["TagSet"]}
+        tags = assert_bucket_protected(s3, bucket)
         assert tags["Name"] == bucket
         assert tags["managed-by"] == "fastier.platform"
 
