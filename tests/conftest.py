@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import resource
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -54,3 +57,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rank = {path: index for index, path in enumerate(LONGEST_FIRST)}
     # sort is stable: the order inside a file, and of the unnamed files, stays
     items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
+
+
+# CPU seconds per test file (this process and the playbooks it ran), appended to
+# $TEST_CPU_REPORT when set: `make test` sets it and prints the sum per file. On a
+# busy machine wall time says little about a test's cost; CPU time does.
+def _cpu_seconds() -> float:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    report = os.environ.get("TEST_CPU_REPORT")
+    before = _cpu_seconds()
+    try:
+        return (yield)
+    finally:
+        if report:
+            with Path(report).open("a", encoding="utf-8") as out:
+                out.write(f"{item.nodeid.split('::', 1)[0]}\t{_cpu_seconds() - before:.2f}\n")

@@ -12,8 +12,13 @@ if [ "${#scenarios[@]}" -eq 0 ]; then
   echo "molecule: no scenarios in molecule/"
   exit 0
 fi
+TIMEFORMAT='%U %S %R'
 for scenario in "${scenarios[@]}"; do
   echo "molecule: scenario ${scenario}"
-  molecule test -s "${scenario}"
+  # bash's `time` counts the CPU of every playbook the scenario ran
+  { time molecule test -s "${scenario}" 2>&3; } 3>&2 2>"${TMPDIR:-/tmp}/molecule-time.$$"
+  read -r user sys wall <"${TMPDIR:-/tmp}/molecule-time.$$"
+  rm -f "${TMPDIR:-/tmp}/molecule-time.$$"
+  echo "molecule: scenario ${scenario} passed: $(python3 -c "print(f'{${user} + ${sys}:.0f} CPU-s, {${wall}:.0f} s')")"
 done
 echo "molecule: ${#scenarios[@]} scenario(s) passed: ${scenarios[*]}"

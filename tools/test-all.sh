@@ -17,13 +17,23 @@ cd "$(dirname "$0")/.."
 : "${LOCAL_AWS_ENDPOINT:?run through make test (it starts the local stack)}"
 workers=${TEST_WORKERS:-2}
 log="${LOCAL_AWS_STATE_DIR:-.local}/molecule.log"
+# CPU seconds per test file (tests/conftest.py appends them): the cost of a
+# test on this CPU-bound machine, whatever ran beside it.
+export TEST_CPU_REPORT="${LOCAL_AWS_STATE_DIR:-.local}/test-cpu.tsv"
+: >"$TEST_CPU_REPORT"
 started=$SECONDS
+
+cpu_summary() {
+  python tools/cpu_report.py "$TEST_CPU_REPORT" "$log"
+}
 
 if [ "$workers" -le 1 ]; then
   python -m pytest --durations=25 ${PYTEST_ARGS:-}
   pytest_rc=$?
-  tools/molecule-all.sh
-  exit $((pytest_rc || $?))
+  tools/molecule-all.sh | tee "$log"
+  molecule_rc=${PIPESTATUS[0]}
+  cpu_summary
+  exit $((pytest_rc || molecule_rc))
 fi
 
 echo "test: molecule scenarios in the background (log: $log)"
@@ -40,5 +50,6 @@ if [ "$molecule_rc" -ne 0 ]; then
 else
   grep -E '^molecule: |INFO +[a-z_-]+ ➜ [a-z_]+: (Executing|Completed)|PLAY RECAP|^localhost +:' "$log" || true
 fi
+cpu_summary
 echo "test: finished after $((SECONDS - started)) s (pytest rc=$pytest_rc, molecule rc=$molecule_rc)"
 exit $((pytest_rc || molecule_rc))
