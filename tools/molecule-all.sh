@@ -12,13 +12,14 @@ if [ "${#scenarios[@]}" -eq 0 ]; then
   echo "molecule: no scenarios in molecule/"
   exit 0
 fi
+# bash's `time` counts the CPU of every playbook a scenario ran (user, system, wall)
 TIMEFORMAT='%U %S %R'
+times=$(mktemp)
+trap 'rm -f "$times"' EXIT
 for scenario in "${scenarios[@]}"; do
   echo "molecule: scenario ${scenario}"
-  # bash's `time` counts the CPU of every playbook the scenario ran
-  { time molecule test -s "${scenario}" 2>&3; } 3>&2 2>"${TMPDIR:-/tmp}/molecule-time.$$"
-  read -r user sys wall <"${TMPDIR:-/tmp}/molecule-time.$$"
-  rm -f "${TMPDIR:-/tmp}/molecule-time.$$"
-  echo "molecule: scenario ${scenario} passed: $(python3 -c "print(f'{${user} + ${sys}:.0f} CPU-s, {${wall}:.0f} s')")"
+  { time molecule test -s "${scenario}" 2>&3; } 3>&2 2>"$times"
+  read -r user sys wall <"$times"
+  echo "molecule: scenario ${scenario} passed: $(awk -v u="$user" -v s="$sys" -v w="$wall" 'BEGIN { printf "%.0f CPU-s, %.0f s", u + s, w }')"
 done
 echo "molecule: ${#scenarios[@]} scenario(s) passed: ${scenarios[*]}"
