@@ -181,10 +181,14 @@ def swap(stack: Any, extra: dict[str, Any], check: bool = False) -> tuple[Playbo
 
 
 class Watcher:
-    """Records, in a thread, what ``probe()`` returns each time it changes."""
+    """Records, in a thread, what ``probe()`` returns each time it changes.
 
-    def __init__(self, probe: Any, interval: float = 0.05) -> None:
-        self.probe, self.interval = probe, interval
+    ``on_change(value)`` runs in the same thread right after a new value is recorded, so an
+    action taken on a state (an alarm raised at 50/50) cannot race the recording of that state.
+    """
+
+    def __init__(self, probe: Any, interval: float = 0.05, on_change: Any = None) -> None:
+        self.probe, self.interval, self.on_change = probe, interval, on_change
         self.seen: list[Any] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -197,6 +201,8 @@ class Watcher:
                 value = None
             if value is not None and (not self.seen or self.seen[-1] != value):
                 self.seen.append(value)
+                if self.on_change is not None:
+                    self.on_change(value)
             time.sleep(self.interval)
 
     def __enter__(self) -> Watcher:
@@ -437,14 +443,13 @@ def test_weighted_alarm_in_alarm_mid_way_rolls_the_weights_back(stack, pair, zon
     route53 = {"zone_id": zone["id"], "record_name": zone["record"], "ttl": 1, "weights": [10, 50, 100], "bake_seconds": 3}
     extra = {**pair["extra"], "it_strategy": "route53_weighted", "it_route53": route53, "it_alarms": [alarm]}
 
-    def alarm_at_fifty() -> None:
-        wait_until(lambda: weights(zone).get(green) == 50, timeout=90, step=0.05)
-        cw.set_alarm_state(AlarmName=alarm, StateValue="ALARM", StateReason="Threshold Crossed: 42 5xx in 1 minute")
+    def alarm_at_fifty(value: tuple[int | None, int | None]) -> None:
+        if value == (50, 50):
+            cw.set_alarm_state(AlarmName=alarm, StateValue="ALARM", StateReason="Threshold Crossed: 42 5xx in 1 minute")
 
-    with Watcher(lambda: weight_pair(zone, green, blue)) as seen:
-        injector = in_thread(alarm_at_fifty)
+    # the watcher raises the alarm itself when it records 50/50: the step cannot pass unseen
+    with Watcher(lambda: weight_pair(zone, green, blue), on_change=alarm_at_fifty) as seen:
         run, task = swap(stack, extra)
-        injector.join(timeout=5)
     assert run.rc != 0
     message = task["msg"]
     assert f"Promotion of {green} aborted: bad signal at 50% on {green}: alarm {alarm} is in ALARM (Threshold Crossed: 42 5xx in 1 minute)" in message, message
