@@ -21,15 +21,27 @@ log="${LOCAL_AWS_STATE_DIR:-.local}/molecule.log"
 # test on this CPU-bound machine, whatever ran beside it.
 export TEST_CPU_REPORT="${LOCAL_AWS_STATE_DIR:-.local}/test-cpu.tsv"
 : >"$TEST_CPU_REPORT"
+# The machine's CPU at moments of the run (/proc/stat; Linux only): busy and
+# idle share between them, printed at the end.
+marks="${LOCAL_AWS_STATE_DIR:-.local}/test-cpu-marks"
+: >"$marks"
+mark() {
+  if [ -r /proc/stat ]; then
+    printf '%s\t%s\n' "$1" "$(head -n 1 /proc/stat)" >>"$marks"
+  fi
+}
+mark start
 started=$SECONDS
 
 cpu_summary() {
-  python tools/cpu_report.py "$TEST_CPU_REPORT" "$log"
+  mark end
+  python tools/cpu_report.py "$TEST_CPU_REPORT" "$log" --marks "$marks"
 }
 
 if [ "$workers" -le 1 ]; then
   python -m pytest --durations=25 ${PYTEST_ARGS:-}
   pytest_rc=$?
+  mark "pytest done"
   tools/molecule-all.sh | tee "$log"
   molecule_rc=${PIPESTATUS[0]}
   cpu_summary
@@ -37,10 +49,16 @@ if [ "$workers" -le 1 ]; then
 fi
 
 echo "test: molecule scenarios in the background (log: $log)"
-tools/molecule-all.sh >"$log" 2>&1 &
+{
+  tools/molecule-all.sh
+  rc=$?
+  mark "molecule done"
+  exit $rc
+} >"$log" 2>&1 &
 molecule_pid=$!
 python -m pytest -n "$workers" --dist loadfile --no-loadscope-reorder --durations=25 ${PYTEST_ARGS:-}
 pytest_rc=$?
+mark "pytest done"
 echo "test: pytest done after $((SECONDS - started)) s (rc=$pytest_rc); waiting for molecule"
 wait "$molecule_pid"
 molecule_rc=$?

@@ -24,3 +24,23 @@ def test_sums_per_file_and_ranks_files_and_scenarios_together(tmp_path: Path, ca
 def test_no_figures_is_said_not_invented(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cpu_report.main([str(tmp_path / "missing.tsv")]) == 0
     assert capsys.readouterr().out.strip() == "test: no CPU figures recorded"
+
+
+def test_marks_give_the_machine_busy_and_idle_share_per_segment(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    marks = tmp_path / "marks"
+    # user nice system idle iowait irq softirq steal guest guest_nice
+    marks.write_text(
+        "start\tcpu  1000 0 500 8000 0 0 0 0 0 0\n"
+        "pytest done\tcpu  2500 0 900 8100 100 0 0 0 0 0\n"  # 1900 busy, 200 idle: 90 % busy
+        "end\tcpu  2600 0 900 8900 100 0 0 0 0 0\n"  # 100 busy, 800 idle
+        "garbage line\n",
+        encoding="utf-8",
+    )
+    assert cpu_report.main([str(tmp_path / "missing.tsv"), "--marks", str(marks)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1:3] == ["  up to pytest done: 90 % busy, 10 % idle", "  up to end: 11 % busy, 89 % idle"]
+
+
+def test_marks_without_a_file_name_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cpu_report.main(["x.tsv", "--marks"]) == 2
+    assert "--marks MARKS" in capsys.readouterr().err
