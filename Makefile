@@ -1,7 +1,7 @@
 # fastier.platform — every entry point a user or CI needs.
 #
 #   make demo        the main job against the embedded local AWS (installs what it needs)
-#   make test        unit, contract and integration tests, then the molecule scenarios
+#   make test        unit, contract and integration tests and the molecule scenarios
 #   make lint        ansible-lint (production), ansible-test sanity, ruff
 #   make local-up    start the local AWS endpoint and its PostgreSQL clusters
 #   make local-down  stop exactly what local-up started

@@ -1,11 +1,11 @@
-"""Print where `make test` spent its CPU: per test file and per molecule scenario.
+"""Print where `make test` spent its CPU: per test file (a molecule scenario is one).
 
-    python tools/cpu_report.py TEST_CPU_REPORT [MOLECULE_LOG] [--marks MARKS]
+    python tools/cpu_report.py TEST_CPU_REPORT [--marks MARKS]
 
 TEST_CPU_REPORT holds one "file<TAB>CPU seconds" line per test (tests/conftest.py
-appends them); the molecule log has one "molecule: scenario NAME passed: N CPU-s"
-line per scenario (tools/molecule-all.sh). The local AWS server's own CPU is not
-in these figures.
+appends them: the test's process and every process it ran, such as
+ansible-playbook or molecule). The local AWS server's own CPU is not in these
+figures.
 
 MARKS holds "NAME<TAB><the cpu line of /proc/stat>" lines written at moments of
 the run (tools/test-all.sh: start, molecule done, pytest done, end): between two
@@ -17,7 +17,6 @@ time is what more test workers could use; a busy machine gains nothing from them
 from __future__ import annotations
 
 import itertools
-import re
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -58,11 +57,6 @@ def main(argv: list[str]) -> int:
     if not argv:
         print(__doc__.strip(), file=sys.stderr)
         return 2
-    if marks is not None and marks.is_file():
-        segments = machine_segments(marks)
-        if segments:
-            print("test: the whole machine's CPU (tests, local AWS, PostgreSQL, apps)")
-            print("\n".join(segments))
     per_file: dict[str, float] = defaultdict(float)
     report = Path(argv[0])
     if report.is_file():
@@ -70,22 +64,28 @@ def main(argv: list[str]) -> int:
             name, _, seconds = line.rpartition("\t")
             if name:
                 per_file[name] += float(seconds)
-    scenarios: dict[str, float] = {}
-    if len(argv) > 1 and Path(argv[1]).is_file():
-        for match in re.finditer(r"^molecule: scenario (\S+) passed: (\d+) CPU-s", Path(argv[1]).read_text(encoding="utf-8"), re.M):
-            scenarios[f"molecule {match[1]}"] = float(match[2])
-    rows = sorted({**per_file, **scenarios}.items(), key=lambda row: -row[1])
+    rows = sorted(per_file.items(), key=lambda row: -row[1])
     total = sum(value for _, value in rows)
     if not rows:
         print("test: no CPU figures recorded")
-        return 0
-    print(f"test: CPU seconds, {total:.0f} in all (pytest files {sum(per_file.values()):.0f}, molecule {sum(scenarios.values()):.0f})")
+    else:
+        print_files(rows, total)
+    if marks is not None and marks.is_file():
+        segments = machine_segments(marks)
+        if segments:
+            print("test: the whole machine's CPU (tests, local AWS, PostgreSQL, apps)")
+            print("\n".join(segments))
+    return 0
+
+
+def print_files(rows: list[tuple[str, float]], total: float) -> None:
+    molecule = sum(value for name, value in rows if name.startswith("tests/molecule/"))
+    print(f"test: CPU seconds, {total:.0f} in all (molecule scenarios {molecule:.0f} of them)")
     for name, seconds in rows[:SHOWN]:
         print(f"  {seconds:7.0f}  {100 * seconds / total:4.1f} %  {name}")
     if len(rows) > SHOWN:
         rest = rows[SHOWN:]
         print(f"  {sum(value for _, value in rest):7.0f}  {100 * sum(value for _, value in rest) / total:4.1f} %  {len(rest)} more")
-    return 0
 
 
 if __name__ == "__main__":

@@ -9,15 +9,13 @@ import pytest
 from tools import cpu_report
 
 
-def test_sums_per_file_and_ranks_files_and_scenarios_together(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_sums_per_file_and_ranks_files_with_the_molecule_scenarios_among_them(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     report = tmp_path / "test-cpu.tsv"
-    report.write_text("tests/a.py\t3.5\ntests/b.py\t10\ntests/a.py\t2.5\n", encoding="utf-8")
-    log = tmp_path / "molecule.log"
-    log.write_text("molecule: scenario default\nnoise\nmolecule: scenario default passed: 30 CPU-s, 50 s\n", encoding="utf-8")
-    assert cpu_report.main([str(report), str(log)]) == 0
+    report.write_text("tests/a.py\t3.5\ntests/b.py\t10\ntests/a.py\t2.5\ntests/molecule/test_default.py\t30\n", encoding="utf-8")
+    assert cpu_report.main([str(report)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "test: CPU seconds, 46 in all (pytest files 16, molecule 30)"
-    assert [line.split()[-1] for line in lines[1:]] == ["default", "tests/b.py", "tests/a.py"]
+    assert lines[0] == "test: CPU seconds, 46 in all (molecule scenarios 30 of them)"
+    assert [line.split()[-1] for line in lines[1:]] == ["tests/molecule/test_default.py", "tests/b.py", "tests/a.py"]
     assert lines[3].split()[:2] == ["6", "13.0"]  # 3.5 + 2.5 of 46
 
 
@@ -38,7 +36,8 @@ def test_marks_give_the_machine_busy_and_idle_share_per_segment(tmp_path: Path, 
     )
     assert cpu_report.main([str(tmp_path / "missing.tsv"), "--marks", str(marks)]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[1:3] == ["  up to pytest done: 90 % busy, 10 % idle", "  up to end: 11 % busy, 89 % idle"]
+    assert out[0] == "test: no CPU figures recorded"
+    assert out[2:4] == ["  up to pytest done: 90 % busy, 10 % idle", "  up to end: 11 % busy, 89 % idle"]
 
 
 def test_marks_without_a_file_name_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
