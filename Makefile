@@ -26,6 +26,10 @@ COLLECTION_SRC := galaxy.yml README.md requirements.txt bindep.txt $(shell find 
 export LOCAL_AWS_PORT ?= 5000
 export LOCAL_AWS_STATE_DIR ?= $(CURDIR)/.local
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+# Bytecode of the module payloads' Python, kept between module runs
+# (tools/module_code_cache.py; `make module-code-cache` installs it into .venv).
+# FASTIER_MODULE_CODE_CACHE= make ... runs without it.
+export FASTIER_MODULE_CODE_CACHE ?= $(CURDIR)/.cache/module-code
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 # The test stack gets its own ports and state so it never touches a running demo.
@@ -50,6 +54,11 @@ $(BIN)/.stamp: requirements.txt requirements-dev.txt constraints.txt
 
 .PHONY: venv
 venv: $(BIN)/.stamp
+
+# The module code cache's start-up hook in .venv (copied again when it changed).
+.PHONY: module-code-cache
+module-code-cache: venv
+	@$(BIN)/python tools/module_code_cache.py --install
 
 # PostgreSQL server binaries (Debian's packages) for the local clusters.
 .PHONY: postgres
@@ -88,12 +97,12 @@ local-status: venv
 
 # --- the main job ------------------------------------------------------------------
 .PHONY: demo
-demo: collection postgres graphviz haproxy
+demo: collection module-code-cache postgres graphviz haproxy
 	@$(BIN)/python -m local_aws run -- tools/demo.sh
 
 # --- tests -------------------------------------------------------------------------
 .PHONY: test test-stack
-test: collection postgres graphviz haproxy
+test: collection module-code-cache postgres graphviz haproxy
 	@env $(TEST_ENV) $(BIN)/python -m local_aws run -- $(MAKE) --no-print-directory test-stack
 
 # Runs inside `local_aws run`: the endpoint and clusters are up, and their
@@ -104,7 +113,7 @@ test-stack:
 # --- benchmarks ---------------------------------------------------------------------
 # Figures, not pass/fail. Each starts a private local AWS on free ports.
 .PHONY: bench-deploy
-bench-deploy: collection postgres haproxy
+bench-deploy: collection module-code-cache postgres haproxy
 	@env -u LOCAL_AWS_ENDPOINT $(BIN)/python -m bench.deploy_under_load $(BENCH_ARGS)
 
 # --- lint ---------------------------------------------------------------------------

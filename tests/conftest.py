@@ -11,6 +11,12 @@ from pathlib import Path
 import pytest
 
 from tests.localstack import LocalStack, acquire, release
+from tools.module_code_cache import ENV as MODULE_CODE_CACHE
+
+# The module processes of the playbooks the tests run reuse compiled code, as
+# under make (tools/module_code_cache.py; needs `make module-code-cache`). Set
+# FASTIER_MODULE_CODE_CACHE= (empty) to run without it.
+os.environ.setdefault(MODULE_CODE_CACHE, str(Path(__file__).resolve().parent.parent / ".cache" / "module-code"))
 
 
 @pytest.fixture(scope="session")
