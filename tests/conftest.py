@@ -40,9 +40,8 @@ def unique() -> str:
 # a long file that starts last keeps one worker busy after the other is done.
 # Roughly longest first; the files not named here follow in collection order.
 LONGEST_FIRST = (
+    "tests/integration/test_migrate.py",
     "tests/molecule/test_default.py",
-    "tests/integration/test_migrate_all.py",
-    "tests/integration/test_migrate_db.py",
     "tests/molecule/test_dr.py",
     "tests/integration/test_role_network.py",
     "tests/integration/test_role_database.py",

@@ -10,10 +10,9 @@ migration needs - the edge and operations tiers are skipped with
 ANSIBLE_SKIP_TAGS to keep the suite short). What the tests check is read by
 queries and HTTP requests of their own (:class:`Migration`).
 
-Two test files use it, so that the two halves run side by side:
-``test_migrate_db.py`` (phase by phase, refusals, a rehearsal, a rollback) and
-``test_migrate_all.py`` (every phase in one run from nothing, a second run,
-decommission, a DR drill).
+``test_migrate.py`` uses it: phase by phase (refusals, a rehearsal, a
+rollback), then a new attempt in one run (every phase, decommission, a second
+run), then a DR drill.
 """
 
 from __future__ import annotations
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from local_aws.postgres import Cluster, free_port
 from tests.playbooks import ROOT, PlaybookRun, run_playbook
@@ -107,6 +107,32 @@ class Migration:
 
     def source(self) -> psycopg.Connection:
         return psycopg.connect(**self.legacy.app_conninfo(), autocommit=True)
+
+    def prepare_new_attempt(self) -> list[str]:
+        """What docs/migration.md asks before a new attempt after a rollback, done with SQL as a user would: an empty
+        RDS database (``DROP DATABASE ... WITH (FORCE)``: the Elastic Beanstalk environment holds connections to it;
+        created again with the same owner) and ``DROP PUBLICATION fastier_cutover_<db>`` on the legacy database.
+        Returns the statements it ran (none when no attempt was made before)."""
+        ran = []
+        with self.cluster.connect(APP_DB) as src:
+            for (name,) in src.execute("SELECT pubname FROM pg_publication WHERE pubname LIKE 'fastier\\_cutover\\_%'").fetchall():
+                statement = sql.SQL("DROP PUBLICATION {}").format(sql.Identifier(name))
+                src.execute(statement)
+                ran.append(statement.as_string(src))
+        info = self.rds()
+        with self.target() as dst:
+            tables = dst.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone()[0]
+        if tables:
+            with psycopg.connect(**{**info, "dbname": "postgres"}, autocommit=True) as admin:
+                [owner] = admin.execute("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s", (info["dbname"],)).fetchone()
+                for statement in (
+                    sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(info["dbname"])),
+                    sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(info["dbname"]), sql.Identifier(owner)),
+                ):
+                    admin.execute(statement)
+                    ran.append(statement.as_string(admin))
+        print(f"new attempt prepared: {ran}", file=sys.stderr)
+        return ran
 
     def rds_address(self) -> str:
         info = self.rds()
