@@ -77,7 +77,7 @@ def install(directory=None):
             from importlib.util import MAGIC_NUMBER
 
             setup.update(sha256=hashlib.sha256, marshal=marshal, salt=MAGIC_NUMBER + bytes([sys.flags.optimize]), usable=_usable(directory))
-        if not setup["usable"]:
+        if not setup["usable"] or not isinstance(source, bytes):
             return compile_source(pathname, source)
         marshal = setup["marshal"]
         key = setup["sha256"](setup["salt"] + source).hexdigest()
