@@ -4,15 +4,14 @@ The legacy server is the test's own: a PostgreSQL cluster (``wal_level=logical``
 with the sample app's database, migrated and seeded, the sample app under
 gunicorn on a loopback port reading its env file (``tools/legacy.py``, as
 ``make demo`` runs it), and an EC2 instance record (t3.medium) in the local
-AWS. The platform is provisioned by the migration itself (``--tags
-bundle,provision`` or a run of every phase: site.yml with the tiers the
-migration needs - the edge and operations tiers are skipped with
+AWS. The platform is provisioned by the migration itself (its run of every
+phase: site.yml with the tiers the migration needs - the edge and operations tiers are skipped with
 ANSIBLE_SKIP_TAGS to keep the suite short). What the tests check is read by
 queries and HTTP requests of their own (:class:`Migration`).
 
-``test_migrate.py`` uses it: phase by phase (refusals, a rehearsal, a
-rollback), then a new attempt in one run (every phase, decommission, a second
-run), then a DR drill.
+``test_migrate.py`` uses it: every phase in one run from nothing (decommission
+left for later) and a rollback, then a new attempt phase by phase (a refusal,
+a rehearsal, decommission, a second run), then a DR drill.
 """
 
 from __future__ import annotations
@@ -189,9 +188,9 @@ class Migration:
 
 
 @contextmanager
-def legacy_server(stack: Any, provision: bool) -> Iterator[Migration]:
-    """A legacy server of its own (cluster, sample app, EC2 record) and, with ``provision``, the platform
-    (``migrate.yml --tags bundle,provision``); everything it started is stopped afterwards."""
+def legacy_server(stack: Any) -> Iterator[Migration]:
+    """A legacy server of its own (cluster, sample app, EC2 record), no platform yet (migrate.yml provisions it);
+    everything it started is stopped afterwards."""
     started = time.monotonic()
     root = Path(tempfile.mkdtemp(prefix="migrate-legacy-"))
     root.chmod(0o755)  # the postgres OS user must reach its cluster folder
@@ -238,11 +237,7 @@ def legacy_server(stack: Any, provision: bool) -> Iterator[Migration]:
     }
     try:
         legacy.up(customers=300, orders=3000, writer_rate=None)
-        current = Migration(stack, cluster, legacy, extra, root, started)
-        if provision:
-            provisioned = current.migrate(["bundle", "provision"])
-            assert provisioned.rc == 0, provisioned.explain()
-        yield current
+        yield Migration(stack, cluster, legacy, extra, root, started)
     finally:
         legacy.stop_writer()
         legacy.service("stop", check=False)

@@ -53,7 +53,7 @@ def _collection() -> None:
 
 @pytest.fixture(scope="module")
 def migration(stack) -> Iterator[Migration]:
-    with legacy_server(stack, provision=False) as current:
+    with legacy_server(stack) as current:
         yield current
 
 
